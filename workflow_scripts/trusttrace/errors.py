@@ -1,0 +1,9 @@
+"""The one exception type TrustTrace raises for bad input.
+
+Every check that can fail on user input raises ``TrustTraceError`` with a one-line message that names the file
+or config key at fault and what to do about it, so that a failed job's log says why in its last line.
+"""
+
+
+class TrustTraceError(ValueError):
+    """Bad input or state, explained in one line (file or key, what is wrong, how to fix it)."""
