@@ -1,0 +1,25 @@
+"""TrustTrace: how a language model comes to represent trustworthiness during pre-training.
+
+Grid: checkpoint x layer x trust dimension. Data -> (pre-training) -> activation shards -> probes, mutual
+information, steering -> tables, figures, report.
+"""
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/pretrain.smk"
+include: "rules/extract.smk"
+include: "rules/cells.smk"
+include: "rules/steering.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    """Every cell's metrics, then the tables, figures, summary and report built from them."""
+    input:
+        all_targets(),
+        aggregate_targets(),
+    default_target: True

@@ -1,0 +1,42 @@
+rule probe:
+    """Linear and mass-mean probes per layer of one checkpoint x dimension (one metrics file per cell)."""
+    input:
+        "results/activations/{model}/{checkpoint}/{dimension}",
+    output:
+        directory("results/probe/{model}/{checkpoint}/{dimension}"),
+    params:
+        cell=cell_params,
+        settings=config["probe"],
+    log:
+        "logs/probe/{model}/{checkpoint}/{dimension}.log",
+    benchmark:
+        "benchmarks/out/probe/{model}/{checkpoint}/{dimension}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/probe.py"
+
+
+rule mutual_information:
+    """Normalized HSIC I(X;T), I(Y;T) (and CKA) per layer, reusing the X and Y operators across layers."""
+    input:
+        "results/activations/{model}/{checkpoint}/{dimension}",
+    output:
+        directory("results/mi/{model}/{checkpoint}/{dimension}"),
+    params:
+        cell=cell_params,
+        settings=config["mi"],
+    log:
+        "logs/mutual_information/{model}/{checkpoint}/{dimension}.log",
+    benchmark:
+        "benchmarks/out/mutual_information/{model}/{checkpoint}/{dimension}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/mutual_information.py"

@@ -1,0 +1,130 @@
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
+
+from trusttrace import config as tt_config  # noqa: E402
+from trusttrace.errors import TrustTraceError  # noqa: E402
+
+# Schema first (key paths in the messages, defaults filled), then Snakemake's own validation, then cross-key
+# checks: a bad config fails here, before any job runs.
+try:
+    tt_config.validate_schema(config)
+    validate(config, schema="../schemas/config.schema.yaml")
+    tt_config.check_config(config)
+except TrustTraceError as error:
+    raise WorkflowError(str(error)) from None
+
+
+NAME = "[A-Za-z0-9][A-Za-z0-9._-]*"
+
+
+wildcard_constraints:
+    model=NAME,
+    checkpoint=NAME,
+    dimension=NAME,
+    demo="[a-z]+",
+    n="[0-9]+",
+
+
+MODELS = tt_config.analysed_models(config)
+DIMENSIONS = list(config["dimensions"])
+
+
+def model_settings(model):
+    """A model's settings without its checkpoint list, so that adding a checkpoint leaves old jobs' params as
+    they were (a changed param would rerun every cell of the model)."""
+    return {k: v for k, v in config["models"][model].items() if k != "checkpoints"}
+
+
+def model_spec(wildcards):
+    return model_settings(wildcards.model)
+
+
+def steering_target_spec(wildcards):
+    return model_settings(tt_config.steering_target(config, wildcards.model)[0])
+
+
+# Only the settings that change a steering cell's result: the list of source checkpoints is not one of them.
+STEERING_CELL_SETTINGS = {
+    key: config["steering"][key] for key in ("layers", "alphas", "max_eval_statements", "max_new_tokens")
+}
+
+
+def cell_params(wildcards):
+    """The keys every per-cell metrics file repeats; taken from this cell's own wildcards only."""
+    position = tt_config.checkpoint_position(config, wildcards.model, wildcards.checkpoint)
+    return {
+        "model": wildcards.model,
+        "checkpoint": wildcards.checkpoint,
+        "dimension": wildcards.dimension,
+        **position,
+    }
+
+
+def pretrain_checkpoint_dir(model, checkpoint):
+    return f"results/pretrain/{model}/checkpoints/{checkpoint}"
+
+
+def previous_pretrain_checkpoint(wildcards):
+    previous = tt_config.previous_checkpoint(config, wildcards.model, wildcards.checkpoint)
+    return [] if previous is None else pretrain_checkpoint_dir(wildcards.model, previous)
+
+
+def checkpoint_files_of(model, checkpoint):
+    """What loading a checkpoint needs on disk: the pre-trained directory (pretrain), nothing else (hf, local)."""
+    if config["models"][model]["source"] == "pretrain":
+        return [pretrain_checkpoint_dir(model, checkpoint)]
+    return []
+
+
+def checkpoint_files(wildcards):
+    return checkpoint_files_of(wildcards.model, wildcards.checkpoint)
+
+
+def dimension_csv(wildcards):
+    return tt_config.dimension_csv(config, wildcards.dimension)
+
+
+def steering_target_record(wildcards):
+    target_model, target_checkpoint = tt_config.steering_target(config, wildcards.model)
+    return f"results/models/{target_model}/{target_checkpoint}.json"
+
+
+def steering_target_files(wildcards):
+    target_model, target_checkpoint = tt_config.steering_target(config, wildcards.model)
+    return checkpoint_files_of(target_model, target_checkpoint)
+
+
+def cell_directories(step, models=None, dimensions=None):
+    """results/<step>/<model>/<checkpoint>/<dimension> for every analysed cell group."""
+    return [
+        f"results/{step}/{model}/{checkpoint}/{dimension}"
+        for model in models or MODELS
+        for checkpoint in tt_config.checkpoint_names(config, model)
+        for dimension in dimensions or DIMENSIONS
+    ]
+
+
+def steering_directories():
+    if not config["steering"]["enabled"]:
+        return []
+    return [
+        f"results/steering/{model}/{checkpoint}/{dimension}"
+        for model in MODELS
+        for checkpoint in tt_config.steering_source_checkpoints(config, model)
+        for dimension in DIMENSIONS
+    ]
+
+
+def all_targets():
+    return (
+        cell_directories("probe")
+        + cell_directories("mi")
+        + steering_directories()
+        + [f"results/models/{model}/integrity.json" for model in MODELS]
+    )

@@ -1,0 +1,35 @@
+rule demo_dataset:
+    """Generate a built-in demo dimension (templates written for TrustTrace) as a statement,label CSV."""
+    output:
+        "results/demo/{demo}-n{n}.csv",
+    params:
+        seed=config["split"]["seed"],
+    log:
+        "logs/demo_dataset/{demo}-n{n}.log",
+    benchmark:
+        "benchmarks/out/demo_dataset/{demo}-n{n}.tsv"
+    threads: 1
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/make_demo_dataset.py"
+
+
+rule prepare_dimension:
+    """Check, subsample and split one dimension's labelled statements into results/data/{dimension}.parquet."""
+    input:
+        dimension_csv,
+    output:
+        "results/data/{dimension}.parquet",
+    params:
+        spec=lambda wildcards: config["dimensions"][wildcards.dimension],
+        split=config["split"],
+    log:
+        "logs/prepare_dimension/{dimension}.log",
+    benchmark:
+        "benchmarks/out/prepare_dimension/{dimension}.tsv"
+    threads: 1
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/prepare_dimension.py"

@@ -1,0 +1,59 @@
+rule pretrain_corpus:
+    """Build the offline pre-training text: pydoc topics, stdlib docstrings and the demo statements."""
+    output:
+        "results/pretrain/corpus.txt",
+    log:
+        "logs/pretrain/corpus.log",
+    benchmark:
+        "benchmarks/out/pretrain/corpus.tsv"
+    threads: 1
+    conda:
+        "../envs/trusttrace.yaml"
+    script:
+        "../workflow_scripts/pretrain_corpus.py"
+
+
+rule pretrain_tokenizer:
+    """Train a byte-level BPE tokenizer for a pre-trained model and encode the corpus once."""
+    input:
+        corpus="results/pretrain/corpus.txt",
+    output:
+        tokenizer=directory("results/pretrain/{model}/tokenizer"),
+        tokens="results/pretrain/{model}/tokens.npy",
+    params:
+        vocab_size=lambda wildcards: config["models"][wildcards.model]["pretrain"]["vocab_size"],
+    log:
+        "logs/pretrain/{model}/tokenizer.log",
+    benchmark:
+        "benchmarks/out/pretrain/{model}/tokenizer.tsv"
+    threads: 1
+    conda:
+        "../envs/trusttrace.yaml"
+    script:
+        "../workflow_scripts/pretrain_tokenizer.py"
+
+
+rule pretrain_checkpoint:
+    """Train a tiny Llama from the previous checkpoint (or a seeded init) up to this checkpoint's step."""
+    input:
+        tokenizer="results/pretrain/{model}/tokenizer",
+        tokens="results/pretrain/{model}/tokens.npy",
+        previous=previous_pretrain_checkpoint,
+    output:
+        checkpoint=directory("results/pretrain/{model}/checkpoints/{checkpoint}"),
+        losses="results/pretrain/{model}/losses/{checkpoint}.tsv",
+    params:
+        step=lambda wildcards: tt_config.checkpoint_entry(config, wildcards.model, wildcards.checkpoint)["step"],
+        settings=lambda wildcards: config["models"][wildcards.model]["pretrain"],
+    log:
+        "logs/pretrain/{model}/{checkpoint}.log",
+    benchmark:
+        "benchmarks/out/pretrain/{model}/{checkpoint}.tsv"
+    threads: lambda wildcards: config["models"][wildcards.model]["pretrain"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/trusttrace.yaml"
+    script:
+        "../workflow_scripts/pretrain_checkpoint.py"

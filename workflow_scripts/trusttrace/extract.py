@@ -1,0 +1,117 @@
+"""Hidden states of labelled statements: one pass per batch, every layer at once, one vector per statement.
+
+``hidden_states[0]`` is the embedding output and ``hidden_states[l]`` the output of block l, except that
+Hugging Face applies the final norm to the last entry; TrustTrace stores the raw output of the last block instead
+(caught by a forward hook), so all layers are the same kind of quantity.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+
+from trusttrace.errors import TrustTraceError
+from trusttrace.models import decoder_blocks
+
+log = logging.getLogger(__name__)
+
+
+def _block_output(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def select_tokens(hidden, attention_mask, token: str):
+    """(batch, seq, hidden) -> (batch, hidden): the last real token of each row, or the mean of real tokens.
+
+    The last real token is found from the mask, not at position -1, which is padding for all but the longest row.
+    """
+    import torch
+
+    mask = attention_mask.to(hidden.device)
+    if token == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = torch.where(mask.bool(), positions, torch.zeros_like(positions)).max(dim=1).values
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if token == "mean":
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    raise TrustTraceError(f"extraction.token: {token!r} is not 'last' or 'mean'")
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row positions grouped into batches of similar length (longest first), so padding is minimal."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    return "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
+
+
+def extract_hidden_states(
+    model,
+    tokenizer,
+    statements: list[str],
+    layers: list[int],
+    *,
+    batch_size: int = 32,
+    max_length: int = 128,
+    token: str = "last",
+    progress: bool = True,
+) -> dict[int, np.ndarray]:
+    """{layer: (n_statements, hidden) float32} in the order of ``statements``; layer 0 = embeddings.
+
+    The batch size halves on out-of-memory instead of failing (down to 1).
+    """
+    import torch
+    from tqdm import tqdm
+
+    n_blocks = len(decoder_blocks(model))
+    bad = [layer for layer in layers if not 0 <= layer <= n_blocks]
+    if bad:
+        raise TrustTraceError(f"layers {bad} out of range: this model has hidden states 0..{n_blocks}")
+    device = next(model.parameters()).device
+    encoded = tokenizer(statements, add_special_tokens=False, truncation=True, max_length=max_length)
+    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    if (lengths == 0).any():
+        raise TrustTraceError(f"{int((lengths == 0).sum())} statements tokenise to nothing")
+    outputs = {layer: None for layer in layers}
+    last_block = {}
+    hook = decoder_blocks(model)[-1].register_forward_hook(
+        lambda module, args, output: last_block.__setitem__("h", _block_output(output))
+    )
+    try:
+        pending = length_sorted_batches(lengths, batch_size)
+        bar = tqdm(total=len(statements), desc="extract", disable=not progress, file=sys.stderr, mininterval=5)
+        while pending:
+            rows = pending.pop(0)
+            batch = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in rows]}, return_tensors="pt")
+            try:
+                with torch.no_grad():
+                    result = model(
+                        input_ids=batch["input_ids"].to(device),
+                        attention_mask=batch["attention_mask"].to(device),
+                        output_hidden_states=True,
+                    )
+            except (RuntimeError, torch.OutOfMemoryError) as error:
+                if not _is_out_of_memory(error) or len(rows) == 1:
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                half = len(rows) // 2
+                log.warning("out of memory at batch size %d; retrying at %d", len(rows), half)
+                pending[:0] = [rows[:half], rows[half:]]
+                continue
+            states = list(result.hidden_states[:n_blocks]) + [last_block["h"]]
+            for layer in layers:
+                picked = select_tokens(states[layer], batch["attention_mask"], token).float().cpu().numpy()
+                if outputs[layer] is None:
+                    outputs[layer] = np.empty((len(statements), picked.shape[1]), dtype=np.float32)
+                outputs[layer][rows] = picked
+            bar.update(len(rows))
+        bar.close()
+    finally:
+        hook.remove()
+    return outputs

@@ -1,0 +1,306 @@
+"""Linear probes for one cell (checkpoint x layer x dimension): accuracy, control task, mass-mean, V-information.
+
+Inputs per cell are ``X_train`` (n_train, d), ``y_train`` (n_train,) in {0, 1}, ``X_test`` (n_test, d) and
+``y_test`` (n_test,). Everything here is numpy + scikit-learn only (no torch), so per-cell jobs start fast.
+
+* ``standardize`` scales features with the TRAIN split's mean and std (constant columns become 0).
+* ``probe_metrics`` fits an L2 logistic-regression probe (lbfgs), reports test accuracy with a seeded percentile
+  bootstrap CI, a control task (same probe on permuted train labels; Hewitt & Liang 2019) and the selectivity
+  ``accuracy - control_accuracy``, a mass-mean probe (difference of class means; Marks & Tegmark 2023), and the
+  predictive V-information ``H(Y) - CE`` in bits (Xu et al. 2020; Choi et al. 2023) estimated on the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trusttrace.errors import DegenerateCellError, TrustTraceError
+
+# scikit-learn is imported where the probe is fitted: the MI job reuses ``standardize`` without paying ~1.4 s for it.
+
+__all__ = [
+    "ProbeSettings",
+    "standardize",
+    "bootstrap_accuracy_ci",
+    "mass_mean_accuracy",
+    "v_information_bits",
+    "validate_probe_inputs",
+    "probe_metrics",
+]
+
+_PROB_CLIP = 1e-12
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Knobs of the per-cell probe; ``seed`` drives the probe, the label permutation and the bootstrap."""
+
+    C: float = 1.0
+    max_iter: int = 1000
+    n_bootstrap: int = 1000
+    ci_level: float = 0.95
+    min_rows_per_class: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.C) and self.C > 0):
+            raise TrustTraceError(f"probe setting C={self.C!r} must be a positive finite number")
+        if int(self.max_iter) != self.max_iter or self.max_iter < 1:
+            raise TrustTraceError(f"probe setting max_iter={self.max_iter!r} must be an integer >= 1")
+        if int(self.n_bootstrap) != self.n_bootstrap or self.n_bootstrap < 1:
+            raise TrustTraceError(f"probe setting n_bootstrap={self.n_bootstrap!r} must be an integer >= 1")
+        if not 0.0 < self.ci_level < 1.0:
+            raise TrustTraceError(f"probe setting ci_level={self.ci_level!r} must lie strictly between 0 and 1")
+        if int(self.min_rows_per_class) != self.min_rows_per_class or self.min_rows_per_class < 1:
+            raise TrustTraceError(
+                f"probe setting min_rows_per_class={self.min_rows_per_class!r} must be an integer >= 1"
+            )
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise TrustTraceError(f"probe setting seed={self.seed!r} must be an integer >= 0")
+
+
+def _constant_columns(X_train: np.ndarray) -> np.ndarray:
+    """(d,) bool: columns whose train values are all identical (exact test, immune to mean round-off)."""
+    return np.asarray(X_train.max(axis=0) == X_train.min(axis=0))
+
+
+def standardize(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score both splits with the train split's per-column mean and (population) std, as float64.
+
+    Columns constant on the train split are centred on their exact value with scale 1, so they become exactly 0
+    on train (and ``x - value`` on test).
+    Raises ``TrustTraceError`` if every column is constant: there is nothing to probe.
+    """
+    X_train = np.asarray(X_train, dtype=np.float64)
+    X_test = np.asarray(X_test, dtype=np.float64)
+    if X_train.ndim != 2 or X_test.ndim != 2 or X_train.shape[1] != X_test.shape[1] or X_train.shape[0] == 0:
+        raise TrustTraceError(
+            f"standardize needs 2-D train/test arrays with the same columns and >= 1 train row, "
+            f"got shapes {X_train.shape} and {X_test.shape}"
+        )
+    constant = _constant_columns(X_train)
+    n_features = X_train.shape[1]
+    if constant.all():
+        raise DegenerateCellError(
+            f"all {n_features} features are constant (zero variance over {X_train.shape[0]} train rows); "
+            f"the activations carry no signal - check the extraction for this cell"
+        )
+    mean = X_train.mean(axis=0)
+    mean[constant] = X_train[0, constant]  # the exact value, free of summation round-off
+    scale = X_train.std(axis=0)
+    scale[constant] = 1.0
+    scale[scale == 0.0] = 1.0  # defensive; constant columns are already covered
+    Xs_train = (X_train - mean) / scale
+    Xs_test = (X_test - mean) / scale
+    return Xs_train, Xs_test
+
+
+def bootstrap_accuracy_ci(correct: np.ndarray, n_bootstrap: int, level: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``correct`` ((n,) bool: test row classified right).
+
+    Resampling n rows with replacement from a 0/1 vector gives a number of correct rows that is exactly
+    Binomial(n, mean(correct)), so each resample's accuracy is drawn that way: same distribution as index
+    resampling, O(n_bootstrap) time and memory whatever n is. Seeded with ``numpy.random.default_rng(seed)``.
+    """
+    correct = np.asarray(correct)
+    if correct.ndim != 1 or correct.size == 0:
+        raise TrustTraceError(f"bootstrap needs a non-empty 1-D array of correct flags, got shape {correct.shape}")
+    if correct.dtype != bool:
+        if not np.isin(correct, (0, 1)).all():
+            raise TrustTraceError("bootstrap correct flags must be boolean (or 0/1)")
+        correct = correct.astype(bool)
+    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 1:
+        raise TrustTraceError(f"bootstrap n_bootstrap={n_bootstrap!r} must be an integer >= 1")
+    if not 0.0 < level < 1.0:
+        raise TrustTraceError(f"bootstrap level={level!r} must lie strictly between 0 and 1")
+    n = correct.size
+    p_hat = float(correct.mean())
+    rng = np.random.default_rng(seed)
+    resampled = rng.binomial(n, p_hat, size=int(n_bootstrap)) / n
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(resampled, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def mass_mean_accuracy(Xs_train: np.ndarray, y_train: np.ndarray, Xs_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy of the mass-mean probe on (already standardised) features.
+
+    direction = mean(Xs_train[y == 1]) - mean(Xs_train[y == 0]); a row is predicted 1 when its projection lies
+    above the midpoint of the two projected train class means. If the class means coincide (zero direction) every
+    row gets the majority train class.
+    """
+    Xs_train = np.asarray(Xs_train, dtype=np.float64)
+    Xs_test = np.asarray(Xs_test, dtype=np.float64)
+    y_train = np.asarray(y_train).astype(np.int64)
+    y_test = np.asarray(y_test).astype(np.int64)
+    if not ((y_train == 0).any() and (y_train == 1).any()):
+        raise TrustTraceError("mass-mean probe needs both classes (0 and 1) in the train split")
+    mu1 = Xs_train[y_train == 1].mean(axis=0)
+    mu0 = Xs_train[y_train == 0].mean(axis=0)
+    direction = mu1 - mu0
+    if not np.any(direction):
+        majority = int(y_train.mean() >= 0.5)
+        return float(np.mean(y_test == majority))
+    threshold = 0.5 * (float(mu1 @ direction) + float(mu0 @ direction))
+    pred = (Xs_test @ direction > threshold).astype(np.int64)
+    return float(np.mean(pred == y_test))
+
+
+def _mean_cross_entropy_bits(y: np.ndarray, p1: np.ndarray) -> float:
+    p1 = np.clip(p1, _PROB_CLIP, 1.0 - _PROB_CLIP)
+    nll = -(y * np.log2(p1) + (1 - y) * np.log2(1.0 - p1))
+    return float(np.mean(nll))
+
+
+def v_information_bits(y_train: np.ndarray, y_test: np.ndarray, p_test: np.ndarray) -> dict[str, float]:
+    """Predictive V-information I_V(X -> Y) = H_V(Y) - H_V(Y | X) in bits, estimated on the test split.
+
+    ``h_y_bits``: mean test cross-entropy of the constant predictor P(y=1) = mean(y_train) (the train label prior);
+    ``probe_cross_entropy_bits``: mean test cross-entropy of the probe's ``p_test`` = P(y=1 | x), (n_test,).
+    Probabilities are clipped to [1e-12, 1 - 1e-12]. The held-out estimate can be slightly negative when the probe
+    does worse than the prior (no usable signal, or over-fitting); it is reported as is.
+    """
+    y_train = np.asarray(y_train).astype(np.float64)
+    y_test = np.asarray(y_test).astype(np.float64)
+    p_test = np.asarray(p_test, dtype=np.float64)
+    if y_train.ndim != 1 or y_train.size == 0 or y_test.ndim != 1 or y_test.size == 0:
+        raise TrustTraceError(
+            f"V-information needs non-empty 1-D label arrays, got shapes {y_train.shape} and {y_test.shape}"
+        )
+    if p_test.shape != y_test.shape:
+        raise TrustTraceError(f"V-information: p_test has shape {p_test.shape} but y_test has shape {y_test.shape}")
+    if not np.isfinite(p_test).all() or (p_test < 0).any() or (p_test > 1).any():
+        raise TrustTraceError("V-information: p_test must hold finite probabilities in [0, 1]")
+    prior = np.full_like(y_test, y_train.mean())
+    h_y = _mean_cross_entropy_bits(y_test, prior)
+    ce = _mean_cross_entropy_bits(y_test, p_test)
+    return {"v_information_bits": h_y - ce, "h_y_bits": h_y, "probe_cross_entropy_bits": ce}
+
+
+def _check_labels(y: np.ndarray, split: str) -> None:
+    if y.dtype == bool:
+        return
+    if not np.issubdtype(y.dtype, np.number):
+        raise TrustTraceError(f"{split} labels must be numeric 0/1, got dtype {y.dtype}")
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        examples = sorted({repr(v.item()) for v in y[bad][:1000]})[:5]
+        raise TrustTraceError(
+            f"{split} labels must be 0 or 1: {int(bad.sum())} of {y.size} are not (e.g. {', '.join(examples)})"
+        )
+
+
+def validate_probe_inputs(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    min_rows_per_class: int,
+) -> None:
+    """Raise ``TrustTraceError`` (one line, with counts) unless the four arrays form a valid probe cell."""
+    X_train, y_train = np.asarray(X_train), np.asarray(y_train)
+    X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+    for name, X in (("X_train", X_train), ("X_test", X_test)):
+        if X.ndim != 2:
+            raise TrustTraceError(f"{name} must be 2-D (rows, features), got {X.ndim}-D shape {X.shape}")
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise TrustTraceError(f"{name} must be numeric, got dtype {X.dtype}")
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.ndim != 1:
+            raise TrustTraceError(f"{name} must be 1-D (rows,), got {y.ndim}-D shape {y.shape}")
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        if X.shape[0] != y.shape[0]:
+            raise TrustTraceError(
+                f"{split} split has {X.shape[0]} feature rows but {y.shape[0]} labels; they must match"
+            )
+        if X.shape[0] == 0:
+            raise TrustTraceError(f"{split} split has 0 rows")
+    if X_train.shape[1] != X_test.shape[1]:
+        raise TrustTraceError(f"train has {X_train.shape[1]} features but test has {X_test.shape[1]}; they must match")
+    if X_train.shape[1] == 0:
+        raise TrustTraceError("features have 0 columns")
+    for split, X in (("train", X_train), ("test", X_test)):
+        bad_rows = int((~np.isfinite(X)).any(axis=1).sum())
+        if bad_rows:
+            raise TrustTraceError(
+                f"{split} features contain NaN/inf in {bad_rows} of {X.shape[0]} rows; fix or drop them upstream"
+            )
+    _check_labels(y_train, "train")
+    _check_labels(y_test, "test")
+    for split, y in (("train", y_train), ("test", y_test)):
+        n1 = int(np.count_nonzero(y == 1))
+        n0 = y.size - n1
+        for cls, count in ((0, n0), (1, n1)):
+            if count == 0:
+                raise TrustTraceError(
+                    f"class {cls} is missing from the {split} split ({n0} rows of class 0, {n1} of class 1)"
+                )
+    n1 = int(np.count_nonzero(y_train == 1))
+    n0 = y_train.size - n1
+    for cls, count in ((0, n0), (1, n1)):
+        if count < min_rows_per_class:
+            raise TrustTraceError(
+                f"train split has only {count} rows of class {cls} (need >= min_rows_per_class="
+                f"{min_rows_per_class}; {n0} rows of class 0, {n1} of class 1)"
+            )
+
+
+def _fit_probe(Xs_train: np.ndarray, y_train: np.ndarray, settings: ProbeSettings) -> "LogisticRegression":
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(
+        C=float(settings.C), solver="lbfgs", max_iter=int(settings.max_iter), random_state=int(settings.seed)
+    )
+    return clf.fit(Xs_train, y_train)
+
+
+def _p_class1(clf: "LogisticRegression", Xs: np.ndarray) -> np.ndarray:
+    return clf.predict_proba(Xs)[:, list(clf.classes_).index(1)]
+
+
+def probe_metrics(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    settings: ProbeSettings = ProbeSettings(),
+) -> dict[str, float | int]:
+    """All per-cell probe metrics as a JSON-serialisable dict of plain floats/ints (see module docstring).
+
+    Deterministic for fixed inputs and ``settings.seed``: the probe uses ``random_state=seed``, the control-task
+    permutation ``default_rng((seed, 1))`` and the bootstrap ``default_rng(seed)``.
+    """
+    validate_probe_inputs(X_train, y_train, X_test, y_test, settings.min_rows_per_class)
+    y_train = np.asarray(y_train).astype(np.int64)
+    y_test = np.asarray(y_test).astype(np.int64)
+    n_constant = int(_constant_columns(np.asarray(X_train)).sum())
+    Xs_train, Xs_test = standardize(X_train, X_test)
+
+    clf = _fit_probe(Xs_train, y_train, settings)
+    p_test = _p_class1(clf, Xs_test)
+    correct = clf.predict(Xs_test) == y_test
+    accuracy = float(correct.mean())
+    ci_low, ci_high = bootstrap_accuracy_ci(correct, settings.n_bootstrap, settings.ci_level, settings.seed)
+
+    y_perm = np.random.default_rng((int(settings.seed), 1)).permutation(y_train)
+    control = _fit_probe(Xs_train, y_perm, settings)
+    control_accuracy = float(np.mean(control.predict(Xs_test) == y_test))
+
+    vinfo = v_information_bits(y_train, y_test, p_test)
+    return {
+        "accuracy": accuracy,
+        "accuracy_ci_low": ci_low,
+        "accuracy_ci_high": ci_high,
+        "control_accuracy": control_accuracy,
+        "selectivity": accuracy - control_accuracy,
+        "mass_mean_accuracy": mass_mean_accuracy(Xs_train, y_train, Xs_test, y_test),
+        "v_information_bits": float(vinfo["v_information_bits"]),
+        "h_y_bits": float(vinfo["h_y_bits"]),
+        "probe_cross_entropy_bits": float(vinfo["probe_cross_entropy_bits"]),
+        "n_train": int(Xs_train.shape[0]),
+        "n_test": int(Xs_test.shape[0]),
+        "n_features": int(Xs_train.shape[1]),
+        "n_constant_features": n_constant,
+    }
