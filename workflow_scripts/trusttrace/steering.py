@@ -125,21 +125,23 @@ def parse_digit(text: str) -> int | None:
 
 
 def prompted_answers(model, tokenizer, prompts: list[str], max_new_tokens: int = 2) -> list[str]:
-    """Greedy continuations (decoded text) of each prompt, one prompt at a time with a KV cache."""
+    """Greedy continuations (decoded text) of each prompt, one prompt at a time (incremental decoding, so a
+    hook with ``only_new_positions`` sees the generated tokens one by one)."""
     import torch
 
     device = next(model.parameters()).device
     answers = []
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)
-        generated, past = [], None
         with torch.no_grad():
-            for _ in range(max_new_tokens):
-                result = model(input_ids=ids, past_key_values=past, use_cache=True)
-                past = result.past_key_values
-                ids = result.logits[:, -1].argmax(-1, keepdim=True)
-                generated.append(int(ids[0, 0]))
-        answers.append(tokenizer.decode(generated, skip_special_tokens=True))
+            output = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        answers.append(tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True))
     return answers
 
 

@@ -1,0 +1,105 @@
+"""Benchmark: paper-literal two-inverse normalized HSIC vs the exact fast path in ``trusttrace.mi``.
+
+One "cell" is one (checkpoint, dimension, layer): I(X;T) and I(Y;T) for that layer's activations T.
+
+* direct: ``nhsic_direct(X, T)`` + ``nhsic_direct(y, T)`` per layer (4 general inverses and 4 m x m products
+  per cell, NumPy BLAS);
+* fast: ``NormalizedHSIC(X, y)`` built once (setup), then ``estimate(T)`` per layer (SciPy BLAS/LAPACK).
+
+Both run in this process on the same data. NumPy and SciPy ship separate OpenBLAS builds whose idle threads
+spin for a moment after each call, so each timed phase starts after a short pause (``--settle``) to keep one
+library's spinning threads from slowing the other's timings.
+
+    .venv/bin/python benchmarks/bench_hsic.py            # m=1600, d=128, L=5, seed 0
+    .venv/bin/python benchmarks/bench_hsic.py --m 400 --layers 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts"))
+
+from trusttrace.mi import NormalizedHSIC, nhsic_direct  # noqa: E402
+
+
+def make_data(m: int, d_x: int, d_t: int, n_layers: int, seed: int):
+    """Standardized X (m, d_x), binary y (m,), and n_layers activations T (m, d_t) depending on X and y."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, d_x))
+    y = (rng.random(m) < 0.5).astype(np.float64)
+    layers = []
+    for layer in range(n_layers):
+        W = rng.standard_normal((d_x, d_t)) / np.sqrt(d_x)
+        mix = (layer + 1) / n_layers  # later layers carry more label signal, less of X
+        T = (1.0 - mix) * np.tanh(X @ W) + mix * np.outer(y - 0.5, rng.standard_normal(d_t))
+        T += 0.5 * rng.standard_normal((m, d_t))
+        layers.append((T - T.mean(axis=0)) / T.std(axis=0))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X, y, layers
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--m", type=int, default=1600, help="rows (samples) per cell")
+    ap.add_argument("--d", type=int, default=128, help="feature count of X and of each T")
+    ap.add_argument("--layers", type=int, default=5, help="layers L sharing one NormalizedHSIC setup")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settle", type=float, default=0.5, help="pause (s) before each timed phase")
+    args = ap.parse_args(argv)
+
+    X, y, layers = make_data(args.m, args.d, args.d, args.layers, args.seed)
+    Y = y[:, None]
+    L = args.layers
+
+    # warm-up on a small problem (imports, BLAS thread pools)
+    small = slice(0, min(args.m, 64))
+    NormalizedHSIC(X[small], y[small]).estimate(layers[0][small])
+    nhsic_direct(X[small], layers[0][small])
+
+    time.sleep(args.settle)
+    direct_vals, direct_times = [], []
+    for T in layers:
+        t0 = time.perf_counter()
+        vals = (nhsic_direct(X, T), nhsic_direct(Y, T))
+        direct_times.append(time.perf_counter() - t0)
+        direct_vals.append(vals)
+
+    time.sleep(args.settle)
+    t0 = time.perf_counter()
+    est = NormalizedHSIC(X, y)
+    setup = time.perf_counter() - t0
+    fast_vals, fast_times = [], []
+    for T in layers:
+        t0 = time.perf_counter()
+        fast_vals.append(est.estimate(T))
+        fast_times.append(time.perf_counter() - t0)
+
+    direct_cell = float(np.mean(direct_times))
+    fast_layer = float(np.mean(fast_times))
+    fast_amortised = (setup + float(np.sum(fast_times))) / L
+    dv, fv = np.array(direct_vals), np.array(fast_vals)
+    rel = np.abs(fv - dv) / np.abs(dv)
+
+    print(f"m={args.m} d={args.d} L={L} seed={args.seed}")
+    print(f"{'path':<34}{'seconds':>10}")
+    print(f"{'direct, per cell':<34}{direct_cell:>10.4f}")
+    print(f"{'fast, one-off setup (X, y)':<34}{setup:>10.4f}")
+    print(f"{'fast, per layer (estimate only)':<34}{fast_layer:>10.4f}")
+    print(f"{'fast, per cell incl. setup / L':<34}{fast_amortised:>10.4f}")
+    print(f"speed-up, amortised over L={L} (setup included): {direct_cell / fast_amortised:.1f}x")
+    print(f"speed-up, per layer once set up:                 {direct_cell / fast_layer:.1f}x")
+    print(f"max relative difference fast vs direct: I(X;T) {rel[:, 0].max():.2e}, I(Y;T) {rel[:, 1].max():.2e}")
+    print("layer  I(X;T)         I(Y;T)")
+    for layer, (ixt, iyt) in enumerate(fast_vals):
+        print(f"{layer:>5}  {ixt:<13.6g}  {iyt:<13.6g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

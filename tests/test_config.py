@@ -1,0 +1,95 @@
+"""Config validation: every bad key or cross-key mistake fails at load with the key path in the message."""
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from trusttrace.config import (
+    check_config,
+    checkpoint_position,
+    dimension_csv,
+    load_config_file,
+    previous_checkpoint,
+    selected_layers,
+    steering_target,
+    validate_schema,
+)
+from trusttrace.errors import TrustTraceError
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def validated(config):
+    validate_schema(config)
+    check_config(config)
+    return config
+
+
+def test_default_config_validates_and_fills_defaults(default_config):
+    config = validated(default_config)
+    tiny = config["models"]["tiny"]
+    assert tiny["trust_remote_code"] is False and tiny["allow_pickle_weights"] is False
+    assert config["split"] == {"test_fraction": 0.2, "seed": 0}
+    assert config["dimensions"]["privacy"]["text_column"] == "statement"
+    assert dimension_csv(config, "privacy") == "results/demo/privacy-n400.csv"
+    assert checkpoint_position(config, "tiny", "step4") == {"step": 4, "tokens": 4 * 16 * 128}
+    assert previous_checkpoint(config, "tiny", "step0") is None
+    assert previous_checkpoint(config, "tiny", "step16") == "step4"
+    assert selected_layers(config, 4) == [0, 1, 2, 3, 4]
+    assert steering_target(config, "tiny") == ("tiny", "step1000")
+
+
+def test_shipped_configs_validate():
+    for path in [REPO / "config.yaml", REPO / "tests" / "configs" / "tiny.yaml"]:
+        load_config_file(path)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["models"]["tiny"].update(sourc="hf"), r"models\.tiny: unknown key.*'sourc'"),
+        (lambda c: c.update(probes={}), r"<config root>: unknown key.*'probes'"),
+        (lambda c: c["models"]["tiny"]["checkpoints"][2].update(step="x"), r"models\.tiny\.checkpoints\[2\]\.step: 'x' is not of type"),
+        (lambda c: c["models"]["tiny"].update(source="hub"), r"models\.tiny\.source: 'hub' is not one of"),
+        (lambda c: c["split"].update(test_fraction=1.5), r"split\.test_fraction"),
+        (lambda c: c["dimensions"]["privacy"].pop("trustworthy_label"), r"dimensions\.privacy: 'trustworthy_label' is a required"),
+        (lambda c: c["models"].update({"../evil": c["models"]["tiny"]}), r"models: '\.\./evil' does not match"),
+        (lambda c: c["models"]["tiny"]["checkpoints"][1].update(name="a/b"), r"checkpoints\[1\]\.name: 'a/b' does not match"),
+        (lambda c: c.update(layers=[0, 9]), r"layers: \[9\] out of range for models\.tiny \(hidden states 0\.\.4\)"),
+        (lambda c: c["mi"].update(input_layer=7), r"mi\.input_layer: 7 out of range"),
+        (lambda c: c["steering"].update(layers=[5]), r"steering\.layers: \[5\] out of range"),
+        (lambda c: c["steering"].update(target={"model": "nope", "checkpoint": "x"}), r"steering\.target\.model: unknown model 'nope'"),
+        (lambda c: c["steering"].update(target={"model": "tiny", "checkpoint": "step7"}), r"steering\.target\.checkpoint: tiny has no checkpoint 'step7'"),
+        (lambda c: c["steering"].update(source_checkpoints=["step3"]), r"steering\.source_checkpoints: \['step3'\] are not checkpoints of tiny"),
+        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "step4", "step": 2000}), r"duplicate checkpoint names \['step4'\]"),
+        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "late", "step": 8}), r"steps must increase strictly"),
+        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "nostep"}), r"checkpoints\[8\]: source: pretrain needs a step"),
+        (lambda c: c["models"].update(pythia={"source": "hf", "checkpoints": [{"name": "step1"}]}), r"models\.pythia: source: hf needs repo"),
+        (lambda c: c["models"]["tiny"].update(analyse=False), r"every model has analyse: false"),
+        (lambda c: c["dimensions"].update(x={"csv": "/nonexistent/x.csv", "trustworthy_label": 1}), r"dimensions\.x: /nonexistent/x\.csv: dimension CSV not found"),
+    ],
+)
+def test_bad_config_fails_with_key_path(default_config, mutate, message):
+    config = copy.deepcopy(default_config)
+    mutate(config)
+    with pytest.raises(TrustTraceError, match=message):
+        validated(config)
+
+
+def test_local_checkpoint_must_exist(default_config, tmp_path, tiny_checkpoint_dir):
+    config = copy.deepcopy(default_config)
+    config["models"]["mine"] = {"source": "local", "path": str(tiny_checkpoint_dir.parent),
+                                "checkpoints": [{"name": tiny_checkpoint_dir.name}, {"name": "missing"}]}
+    config["layers"] = [0, 1]
+    config["mi"] = {"input_layer": 1}
+    with pytest.raises(TrustTraceError, match=r"models\.mine\.checkpoints\[1\]: checkpoint 'missing' not found"):
+        validated(config)
+    config["models"]["mine"]["checkpoints"].pop()
+    config["layers"] = [0, 3]
+    with pytest.raises(TrustTraceError, match=r"layers: \[3\] out of range for models\.mine \(hidden states 0\.\.2\)"):
+        validated(config)

@@ -1,0 +1,115 @@
+"""Extraction: the last real token under padding, batched = one-at-a-time, shards = the model's own states."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from trusttrace.errors import TrustTraceError
+from trusttrace.extract import extract_hidden_states, length_sorted_batches, select_tokens
+from trusttrace.models import decoder_blocks
+from trusttrace.shards import read_shard, shard_name, train_test, write_manifest, write_shard
+
+STATEMENTS = [
+    "The capital of France is Paris.",
+    "Two plus two is five.",
+    "Hi.",
+    "A much longer statement about the weather in the mountains on a cold day.",
+    "Water boils at one hundred degrees.",
+]
+
+
+def test_select_last_real_token_not_padding():
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    assert torch.equal(select_tokens(hidden, mask, "last"), torch.stack([hidden[0, 1], hidden[1, 3]]))
+    assert torch.allclose(select_tokens(hidden, mask, "mean"), torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))
+    with pytest.raises(TrustTraceError, match="not 'last' or 'mean'"):
+        select_tokens(hidden, mask, "first")
+
+
+def test_length_sorted_batches_cover_every_row_once():
+    batches = length_sorted_batches(np.array([3, 9, 1, 7, 5]), 2)
+    assert [b.tolist() for b in batches] == [[1, 3], [4, 0], [2]]
+
+
+def single_statement_states(model, tokenizer, statement):
+    """Reference: the model's own hidden states for one unpadded statement (last block's raw output by hook)."""
+    ids = tokenizer(statement, add_special_tokens=False, return_tensors="pt")
+    captured = {}
+    handle = decoder_blocks(model)[-1].register_forward_hook(lambda m, a, o: captured.setdefault("h", o))
+    with torch.no_grad():
+        states = model(**ids, output_hidden_states=True).hidden_states
+    handle.remove()
+    raw = list(states[:-1]) + [captured["h"]]
+    return [s[0, -1].numpy() for s in raw], states
+
+
+def test_batched_equals_one_at_a_time_and_the_models_states(tiny_model):
+    model, tokenizer = tiny_model
+    layers = [0, 1, 2]
+    batched = extract_hidden_states(model, tokenizer, STATEMENTS, layers, batch_size=3, progress=False)
+    for row, statement in enumerate(STATEMENTS):
+        reference, hf_states = single_statement_states(model, tokenizer, statement)
+        for layer in layers:
+            np.testing.assert_allclose(batched[layer][row], reference[layer], atol=1e-4)
+        # hidden_states[l] for l < L is block l's raw output; the last entry has the final norm applied,
+        # which is why the shard stores the hooked raw output instead.
+        assert not np.allclose(hf_states[-1][0, -1].numpy(), reference[-1], atol=1e-3)
+    # A naive [:, -1] under right padding picks pad positions for the shorter rows.
+    padded = tokenizer(STATEMENTS, add_special_tokens=False, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        naive = model(**padded, output_hidden_states=True).hidden_states[1][:, -1].numpy()
+    assert np.abs(naive[2] - batched[1][2]).max() > 1e-2
+
+
+def test_out_of_range_layer(tiny_model):
+    with pytest.raises(TrustTraceError, match=r"layers \[3\] out of range: this model has hidden states 0\.\.2"):
+        extract_hidden_states(*tiny_model, STATEMENTS, [0, 3], progress=False)
+
+
+def write_layer(directory, activations, labels, splits):
+    digest = write_shard(directory / shard_name(1), np.arange(len(labels)), labels, splits, activations, {"layer": 1})
+    write_manifest(directory, {1: digest}, {"model": "m"})
+
+
+def test_shard_round_trip_and_schema(tmp_path, tiny_model):
+    model, tokenizer = tiny_model
+    states = extract_hidden_states(model, tokenizer, STATEMENTS, [1], progress=False)[1]
+    labels, splits = np.array([1, 0, 1, 0, 1]), np.array(["train", "train", "test", "train", "test"])
+    write_layer(tmp_path, states, labels, splits)
+    schema = pq.read_schema(tmp_path / shard_name(1))
+    assert str(schema.field("activation").type) == "fixed_size_list<element: float>[32]"
+    assert str(schema.field("row_id").type) == "int64" and str(schema.field("label").type) == "int8"
+    metadata = pq.ParquetFile(tmp_path / shard_name(1)).metadata
+    encodings = metadata.row_group(0).column(3).encodings
+    assert not any("DICTIONARY" in e for e in encodings)
+    shard = read_shard(tmp_path, 1)
+    np.testing.assert_array_equal(shard["activation"], states)
+    X_train, y_train, X_test, y_test = train_test(shard)
+    assert X_train.shape == (3, 32) and y_test.tolist() == [1, 1]
+
+
+def test_corrupt_or_truncated_shard_is_named(tmp_path):
+    activations = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    write_layer(tmp_path, activations, np.arange(50) % 2, np.array(["train"] * 50))
+    path = tmp_path / shard_name(1)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(TrustTraceError, match=r"layer=1\.parquet: corrupt shard .*rebuild it: snakemake --forcerun"):
+        read_shard(tmp_path, 1)
+    path.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(TrustTraceError, match=r"corrupt shard"):
+        read_shard(tmp_path, 1)
+    # Without the manifest check, Parquet's own page checksums / footer still refuse the file.
+    with pytest.raises(TrustTraceError, match=r"unreadable shard"):
+        read_shard(tmp_path, 1, verify=False)
+
+
+def test_nan_activations_are_refused(tmp_path):
+    activations = np.ones((10, 4), dtype=np.float32)
+    activations[3, 1] = np.nan
+    write_layer(tmp_path, activations, np.arange(10) % 2, np.array(["train"] * 10))
+    with pytest.raises(TrustTraceError, match=r"1 rows hold NaN/inf activations"):
+        read_shard(tmp_path, 1)

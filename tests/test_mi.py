@@ -1,0 +1,319 @@
+"""Tests for trusttrace.mi: normalized HSIC (fast exact path vs the literal formula), linear CKA, subsampling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from trusttrace import mi
+from trusttrace.errors import TrustTraceError
+
+RTOL = 1e-9
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b)
+
+
+def _standardize(A: np.ndarray) -> np.ndarray:
+    return (A - A.mean(axis=0)) / A.std(axis=0)
+
+
+def _make(m: int, d_x: int, d_t: int, seed: int, p: float = 0.4):
+    """X (m, d_x), 0/1 labels y, and T (m, d_t) depending on X and y plus noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, d_x))
+    y = (rng.random(m) < p).astype(np.float64)
+    T = np.tanh(X @ rng.standard_normal((d_x, d_t)) / np.sqrt(d_x))
+    T += 0.5 * np.outer(y, rng.standard_normal(d_t)) + 0.3 * rng.standard_normal((m, d_t))
+    return X, y, T
+
+
+def _accurate_rs(A: np.ndarray, sigma: float, lambda_factor: float = mi.DEFAULT_LAMBDA_FACTOR) -> np.ndarray:
+    """Independent high-accuracy Rs = S (S + lambda I)^{-1} via eigh of the expm1-centered kernel."""
+    m, d = A.shape
+    diff = A[:, None, :] - A[None, :, :]
+    D = np.einsum("ijk,ijk->ij", diff, diff)
+    E = np.expm1(-D / (2.0 * sigma**2 * d))
+    r = E.mean(axis=1)
+    S = E - r[:, None] - r[None, :] + r.mean()
+    w, V = np.linalg.eigh(S)
+    w = np.clip(w, 0.0, None)
+    return (V * (w / (w + lambda_factor * m))) @ V.T
+
+
+# ------------------------------------------------------------------------------------------------ kernel, direct
+
+
+def test_gaussian_kernel_matches_definition():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((7, 3)) * 20
+    K = mi.gaussian_kernel(A, sigma=2.0)
+    expected = np.array(
+        [[np.exp(-np.sum((a - b) ** 2) / (2 * 2.0**2 * 3)) for b in A] for a in A]
+    )
+    assert K.shape == (7, 7)
+    np.testing.assert_allclose(K, expected, rtol=1e-12)
+    assert np.all(np.diag(K) == 1.0)
+
+
+def test_direct_operator_is_literal_formula():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((12, 4))
+    m = 12
+    K = mi.gaussian_kernel(A, sigma=0.7)
+    H = np.eye(m) - np.ones((m, m)) / m
+    Kc = K @ H
+    lam = 1e-3 * m
+    expected = Kc @ np.linalg.inv(Kc + lam * np.eye(m))
+    np.testing.assert_allclose(mi.hsic_operator_direct(A, 0.7, 1e-3), expected, rtol=1e-10, atol=1e-12)
+    B = rng.standard_normal((12, 2))
+    RB = mi.hsic_operator_direct(B, 0.7, 1e-3)
+    assert mi.nhsic_direct(A, B, 0.7, 1e-3) == pytest.approx(np.trace(expected @ RB), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ fast == direct
+
+
+@pytest.mark.parametrize(
+    "m,d_x,d_t,seed",
+    [(200, 5, 7, 0), (240, 16, 128, 1), (257, 128, 32, 2), (300, 64, 5, 3), (220, 128, 128, 4)],
+)
+def test_fast_matches_direct_random(m, d_x, d_t, seed):
+    X, y, T = _make(m, d_x, d_t, seed)
+    ixt, iyt = mi.NormalizedHSIC(X, y).estimate(T)
+    assert _rel(ixt, mi.nhsic_direct(X, T)) <= RTOL
+    assert _rel(iyt, mi.nhsic_direct(y[:, None], T)) <= RTOL
+    assert ixt > 0 and iyt > 0
+
+
+def test_fast_matches_direct_nearly_constant_kernel():
+    """Standardized d=128 features: off-diagonal kernel ~ 1 - 4e-4, the regime of the paper's sigma=50."""
+    X, y, T = _make(256, 128, 128, seed=5)
+    X, T = _standardize(X), _standardize(T)
+    K = mi.gaussian_kernel(T)
+    off = K[~np.eye(256, dtype=bool)]
+    assert 1 - 6e-4 < off.mean() < 1 - 2e-4 and off.min() > 0.998
+    ixt, iyt = mi.NormalizedHSIC(X, y).estimate(T)
+    assert _rel(ixt, mi.nhsic_direct(X, T)) <= RTOL
+    assert _rel(iyt, mi.nhsic_direct(y[:, None], T)) <= RTOL
+    # and against an independent eigen-decomposition reference (no K - mean(K) cancellation): closer still
+    rs_t = _accurate_rs(T, 50.0)
+    assert _rel(ixt, float(np.sum(_accurate_rs(X, 50.0) * rs_t))) <= 1e-12
+    assert _rel(iyt, float(np.sum(_accurate_rs(y[:, None], 50.0) * rs_t))) <= 1e-12
+
+
+def test_fast_matches_direct_other_sigma_lambda_and_reuse():
+    X, y, T1 = _make(210, 10, 20, seed=6)
+    _, _, T2 = _make(210, 10, 30, seed=7)
+    est = mi.NormalizedHSIC(X, y, sigma=0.3, lambda_factor=1e-3)
+    for T in (T1, T2, T1):  # reused across layers, order does not matter
+        ixt, iyt = est.estimate(T)
+        assert _rel(ixt, mi.nhsic_direct(X, T, 0.3, 1e-3)) <= RTOL
+        assert _rel(iyt, mi.nhsic_direct(y[:, None], T, 0.3, 1e-3)) <= RTOL
+
+
+def test_multiclass_general_y_and_lowrank_x_match_direct():
+    rng = np.random.default_rng(8)
+    m = 230
+    X, _, T = _make(m, 12, 16, seed=8)
+    y3 = rng.integers(0, 3, size=m).astype(float)  # 3 classes: low-rank label path
+    y_cont = rng.standard_normal((m, 2))  # 230 distinct rows: dense fallback
+    X_few = rng.standard_normal((5, 12))[rng.integers(0, 5, size=m)]  # 5 distinct rows: low-rank X path
+    for XX, yy in ((X, y3), (X, y_cont), (X_few, y3)):
+        ixt, iyt = mi.NormalizedHSIC(XX, yy).estimate(T)
+        Y = yy if yy.ndim == 2 else yy[:, None]
+        assert _rel(ixt, mi.nhsic_direct(XX, T)) <= RTOL
+        assert _rel(iyt, mi.nhsic_direct(Y, T)) <= RTOL
+
+
+def test_median_heuristic_matches_direct_with_per_representation_sigma():
+    X, y, T = _make(230, 20, 40, seed=9)
+    ixt, iyt = mi.NormalizedHSIC(X, y, median_heuristic=True).estimate(T)
+    R_t = mi.hsic_operator_direct(T, mi.median_heuristic_sigma(T))
+    R_x = mi.hsic_operator_direct(X, mi.median_heuristic_sigma(X))
+    R_y = mi.hsic_operator_direct(y[:, None], mi.median_heuristic_sigma(y[:, None]))
+    assert _rel(ixt, float(np.einsum("ij,ji->", R_x, R_t))) <= RTOL
+    assert _rel(iyt, float(np.einsum("ij,ji->", R_y, R_t))) <= RTOL
+
+
+def test_median_heuristic_sigma_definition():
+    A = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 3.0], [0.0, 3.0]])
+    # positive squared distances: 1, 9, 9, 4, 4 -> median 4 = 2 sigma^2 d with d = 2
+    assert mi.median_heuristic_sigma(A) == pytest.approx(1.0)
+    labels = np.array([[0.0], [1.0], [1.0], [1.0], [0.0]])
+    assert mi.median_heuristic_sigma(labels) == pytest.approx(np.sqrt(0.5))  # med = 1, d = 1
+
+
+# ------------------------------------------------------------------------------------------------ properties
+
+
+def test_invariant_to_row_order():
+    X, y, T = _make(200, 8, 12, seed=10)
+    perm = np.random.default_rng(0).permutation(200)
+    a = mi.NormalizedHSIC(X, y).estimate(T)
+    b = mi.NormalizedHSIC(X[perm], y[perm]).estimate(T[perm])
+    np.testing.assert_allclose(a, b, rtol=1e-11)
+    am = mi.NormalizedHSIC(X, y, median_heuristic=True).estimate(T)
+    bm = mi.NormalizedHSIC(X[perm], y[perm], median_heuristic=True).estimate(T[perm])
+    np.testing.assert_allclose(am, bm, rtol=1e-11)
+
+
+@pytest.mark.parametrize("median", [False, True])
+def test_dependent_pair_scores_higher_than_independent(median):
+    rng = np.random.default_rng(11)
+    m = 240
+    X = _standardize(rng.standard_normal((m, 16)))
+    y = (rng.random(m) < 0.5).astype(float)
+    dependent = np.tanh(X @ rng.standard_normal((16, 24))) + 0.05 * rng.standard_normal((m, 24))
+    independent = rng.standard_normal((m, 24))
+    est = mi.NormalizedHSIC(X, y, median_heuristic=median)
+    ixt_dep, _ = est.estimate(_standardize(dependent))
+    ixt_ind, _ = est.estimate(_standardize(independent))
+    assert ixt_dep > 2 * ixt_ind > 0
+
+
+@pytest.mark.parametrize("median", [False, True])
+def test_label_information_raises_iyt(median):
+    rng = np.random.default_rng(12)
+    m = 240
+    X = rng.standard_normal((m, 16))
+    y = (rng.random(m) < 0.5).astype(float)
+    noise = rng.standard_normal((m, 32))
+    carries = noise + 1.5 * np.outer(y - 0.5, np.ones(32))
+    est = mi.NormalizedHSIC(X, y, median_heuristic=median)
+    _, iyt_with = est.estimate(_standardize(carries))
+    _, iyt_without = est.estimate(_standardize(noise))
+    assert iyt_with > 5 * iyt_without > 0
+
+
+def test_constant_layer_gives_zero():
+    X, y, _ = _make(100, 4, 4, seed=13)
+    ixt, iyt = mi.NormalizedHSIC(X, y).estimate(np.ones((100, 3)))
+    assert abs(ixt) < 1e-12 and abs(iyt) < 1e-12
+
+
+# ------------------------------------------------------------------------------------------------ CKA
+
+
+def test_cka_self_is_one_and_invariances():
+    rng = np.random.default_rng(14)
+    A = rng.standard_normal((150, 20))
+    B = A @ rng.standard_normal((20, 30)) + rng.standard_normal((150, 30))
+    assert mi.linear_cka(A, A) == pytest.approx(1.0, abs=1e-12)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    base = mi.linear_cka(A, B)
+    assert 0.0 < base < 1.0
+    assert mi.linear_cka(A, 3.7 * B @ Q + 5.0) == pytest.approx(base, rel=1e-10)
+    assert mi.linear_cka(B, A) == pytest.approx(base, rel=1e-12)
+
+
+def test_cka_matches_formula_in_both_forms():
+    rng = np.random.default_rng(15)
+    for m, da, db in ((60, 3, 4), (20, 50, 40)):  # feature-space form, then sample-space (Gram) form
+        A, B = rng.standard_normal((m, da)), rng.standard_normal((m, db))
+        Ac, Bc = A - A.mean(0), B - B.mean(0)
+        expected = np.linalg.norm(Bc.T @ Ac) ** 2 / (np.linalg.norm(Ac.T @ Ac) * np.linalg.norm(Bc.T @ Bc))
+        assert mi.linear_cka(A, B) == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ subsampling
+
+
+def test_stratified_subsample_keeps_proportions_and_is_seeded():
+    y = np.array([0] * 700 + [1] * 250 + [2] * 50)
+    np.random.default_rng(0).shuffle(y)
+    idx = mi.stratified_subsample(y, 200, seed=3)
+    assert idx.shape == (200,) and np.all(np.diff(idx) > 0)
+    counts = np.bincount(y[idx], minlength=3)
+    np.testing.assert_array_equal(counts, [140, 50, 10])
+    np.testing.assert_array_equal(idx, mi.stratified_subsample(y, 200, seed=3))
+    assert not np.array_equal(idx, mi.stratified_subsample(y, 200, seed=4))
+    odd = mi.stratified_subsample(y, 333, seed=1)
+    c = np.bincount(y[odd], minlength=3)
+    assert c.sum() == 333 and np.all(np.abs(c - np.array([700, 250, 50]) * 333 / 1000) < 1)
+
+
+def test_stratified_subsample_all_rows_when_small_and_rare_class_kept():
+    y = np.array([1, 0, 1, 1])
+    np.testing.assert_array_equal(mi.stratified_subsample(y, 4, seed=0), np.arange(4))
+    np.testing.assert_array_equal(mi.stratified_subsample(y, 10, seed=0), np.arange(4))
+    rare = np.array([0] * 999 + [1])
+    idx = mi.stratified_subsample(rare, 10, seed=0)
+    assert idx.size == 10 and rare[idx].sum() == 1
+
+
+# ------------------------------------------------------------------------------------------------ mi_metrics
+
+
+def test_mi_metrics_table_and_single_setup(monkeypatch):
+    X, y, T1 = _make(120, 6, 9, seed=16)
+    _, _, T2 = _make(120, 6, 11, seed=17)
+    built = []
+
+    class Counting(mi.NormalizedHSIC):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs.get("median_heuristic", False))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(mi, "NormalizedHSIC", Counting)
+    out = mi.mi_metrics(X, {3: T1, 7: T2}, y, sigma=50.0, lambda_factor=1e-5)
+    assert sorted(built) == [False, True]
+    assert set(out) == {3, 7}
+    keys = {"hsic_ixt", "hsic_iyt", "hsic_ixt_median", "hsic_iyt_median", "cka_xt", "cka_yt"}
+    for layer, T in ((3, T1), (7, T2)):
+        row = out[layer]
+        assert set(row) == keys and all(isinstance(v, float) for v in row.values())
+        assert _rel(row["hsic_ixt"], mi.nhsic_direct(X, T)) <= RTOL
+        assert _rel(row["hsic_iyt"], mi.nhsic_direct(y[:, None], T)) <= RTOL
+        assert row["cka_xt"] == pytest.approx(mi.linear_cka(X, T))
+        assert row["cka_yt"] == pytest.approx(mi.linear_cka(y[:, None], T))
+        assert row["hsic_ixt_median"] > 0 and row["hsic_iyt_median"] > 0
+
+
+def test_module_imports_no_torch_or_sklearn():
+    code = (
+        "import sys, trusttrace.mi; "
+        "bad = [k for k in ('torch', 'sklearn') if k in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def _raises_one_line(match: str, fn, *args, **kwargs) -> None:
+    with pytest.raises(TrustTraceError, match=match) as info:
+        fn(*args, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_errors():
+    X, y, T = _make(40, 3, 4, seed=18)
+    est = mi.NormalizedHSIC(X, y)
+    _raises_one_line(r"X must be a 2-D array", mi.NormalizedHSIC, X[:, 0], y)
+    _raises_one_line(r"T must be a 2-D array", est.estimate, T[None])
+    _raises_one_line(r"A must be a 2-D array", mi.gaussian_kernel, np.ones(5))
+    _raises_one_line(r"X has 40 rows but T has 39", est.estimate, T[:39])
+    _raises_one_line(r"X has 40 rows but y has 30", mi.NormalizedHSIC, X, y[:30])
+    _raises_one_line(r"A has 5 rows but B has 6", mi.nhsic_direct, X[:5], T[:6])
+    _raises_one_line(r"A has 5 rows but B has 6", mi.linear_cka, X[:5], T[:6])
+    bad = T.copy()
+    bad[3, 1] = np.nan
+    _raises_one_line(r"T contains 1 NaN/inf", est.estimate, bad)
+    bad[3, 1] = np.inf
+    _raises_one_line(r"B contains 1 NaN/inf", mi.nhsic_direct, X, bad)
+    _raises_one_line(r"X has 3 rows, need at least 4", mi.NormalizedHSIC, X[:3], y[:3])
+    _raises_one_line(r"A has 3 rows, need at least 4", mi.linear_cka, X[:3], T[:3])
+    _raises_one_line(r"y has a single class", mi.NormalizedHSIC, X, np.ones(40))
+    _raises_one_line(r"y has a single class", mi.mi_metrics, X, {0: T}, np.zeros(40), sigma=50.0, lambda_factor=1e-5)
+    _raises_one_line(r"sigma must be a finite number > 0", mi.NormalizedHSIC, X, y, sigma=0.0)
+    _raises_one_line(r"lambda_factor must be a finite number > 0", mi.nhsic_direct, X, T, 50.0, -1.0)
+    _raises_one_line(r"T_by_layer must be a non-empty dict", mi.mi_metrics, X, {}, y, sigma=50.0, lambda_factor=1e-5)
+    _raises_one_line(r"all rows identical", mi.median_heuristic_sigma, np.ones((6, 2)))
+    _raises_one_line(r"max_samples must be an integer >= 1", mi.stratified_subsample, y, 0, seed=0)
+    _raises_one_line(r"y must be a 1-D label vector", mi.stratified_subsample, np.ones((4, 2)), 2, seed=0)

@@ -1,0 +1,420 @@
+"""From per-cell metrics files to tidy tables: one row per (model, checkpoint, dimension, layer, metric), the
+pre-training loss curve, and the fitting -> compression phases of I(X;T).
+
+Pure functions over paths, dicts and DataFrames; no snakemake object and no torch.
+
+Inputs are the cell directories the cell rules write (``results/{probe,mi,steering}/{model}/{checkpoint}/
+{dimension}/layer=L.json``); every file repeats its cell's keys (model, checkpoint, step, tokens, dimension,
+layer). A file with a ``degenerate`` key carries no metrics: it is listed, never plotted.
+
+Tables are written through pyarrow with an explicit schema (strings, int64, float64, bool; nulls where a value is
+missing) and without pandas metadata, so pandas, polars and duckdb read them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from trusttrace.errors import TrustTraceError
+
+# The metrics each analysis contributes (other keys in a cell file are the cell's keys or its settings).
+PROBE_METRICS = (
+    "accuracy",
+    "control_accuracy",
+    "selectivity",
+    "mass_mean_accuracy",
+    "v_information_bits",
+    "h_y_bits",
+    "probe_cross_entropy_bits",
+)
+MI_METRICS = ("hsic_ixt", "hsic_iyt", "hsic_ixt_median", "hsic_iyt_median", "cka_xt", "cka_yt")
+# Steering records are per alpha; their metrics get a ``steering_`` prefix (``accuracy`` would clash with the
+# probe's). best_margin_change is per cell (alpha null).
+STEERING_ALPHA_METRICS = ("margin", "margin_change", "accuracy", "accuracy_change", "unparseable")
+STEERING_CELL_METRICS = ("best_margin_change",)
+# metric -> (ci_low key, ci_high key) in the cell file
+CI_KEYS = {"accuracy": ("accuracy_ci_low", "accuracy_ci_high")}
+
+SOURCES = ("probe", "mi", "steering")
+CELL_KEYS = ("model", "checkpoint", "step", "tokens", "dimension", "layer")
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("checkpoint", pa.string()),
+        ("checkpoint_index", pa.int64()),
+        ("step", pa.int64()),
+        ("tokens", pa.float64()),
+        ("dimension", pa.string()),
+        ("layer", pa.int64()),
+        ("source", pa.string()),
+        ("metric", pa.string()),
+        ("alpha", pa.float64()),
+        ("value", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+    ]
+)
+DEGENERATE_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("checkpoint", pa.string()),
+        ("step", pa.int64()),
+        ("dimension", pa.string()),
+        ("layer", pa.int64()),
+        ("source", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+LOSS_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("checkpoint", pa.string()),
+        ("step", pa.int64()),
+        ("tokens", pa.float64()),
+        ("loss", pa.float64()),
+        ("lr", pa.float64()),
+    ]
+)
+
+NOISE_METHOD = (
+    "robust SD of the difference between neighbouring checkpoints: 1.4826 * median(|second differences|) / sqrt(3) "
+    "(second differences cancel any locally linear trend; for white noise of SD s they have SD s*sqrt(6), a "
+    "neighbour difference s*sqrt(2))"
+)
+PHASES_SCHEMA = pa.schema(
+    [
+        ("model", pa.string()),
+        ("dimension", pa.string()),
+        ("layer", pa.int64()),
+        ("metric", pa.string()),
+        ("n_checkpoints", pa.int64()),
+        ("peak_checkpoint", pa.string()),
+        ("peak_step", pa.int64()),
+        ("peak_value", pa.float64()),
+        ("final_value", pa.float64()),
+        ("drop", pa.float64()),
+        ("relative_drop", pa.float64()),
+        ("noise_scale", pa.float64()),
+        ("threshold", pa.float64()),
+        ("compression", pa.bool_()),
+        ("noise_method", pa.string()),
+        ("accuracy_max", pa.float64()),
+        ("accuracy_plateau_checkpoint", pa.string()),
+        ("accuracy_plateau_step", pa.int64()),
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading cells
+
+
+def layer_of(path: Path) -> int:
+    """``layer=12.json`` -> 12."""
+    stem = Path(path).stem
+    if not stem.startswith("layer="):
+        raise TrustTraceError(f"{path}: not a per-layer metrics file (expected layer=<L>.json)")
+    return int(stem.split("=", 1)[1])
+
+
+def read_cell_directory(directory: str | Path, source: str) -> list[dict]:
+    """Every ``layer=L.json`` in one cell directory, in layer order, each with ``source`` added."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise TrustTraceError(f"{directory}: cell directory missing (run the {source} rule for it first)")
+    records = []
+    for path in sorted(directory.glob("layer=*.json"), key=layer_of):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise TrustTraceError(f"{path}: not valid JSON ({error}); delete the directory and rerun") from None
+        missing = [key for key in ("model", "checkpoint", "dimension", "layer") if key not in record]
+        if missing:
+            raise TrustTraceError(f"{path}: missing cell keys {missing}")
+        record["source"] = source
+        records.append(record)
+    return records
+
+
+def read_cells(directories: Iterable[str | Path], source: str) -> list[dict]:
+    if source not in SOURCES:
+        raise TrustTraceError(f"unknown cell source {source!r} (one of {SOURCES})")
+    return [record for directory in directories for record in read_cell_directory(directory, source)]
+
+
+def _number(value) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TrustTraceError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _optional_int(value):
+    return None if value is None else int(value)
+
+
+def _optional_float(value):
+    return None if value is None else float(value)
+
+
+def tidy_rows(record: dict) -> list[dict]:
+    """The metric rows of one non-degenerate cell record (empty for a degenerate one)."""
+    if "degenerate" in record:
+        return []
+    base = {
+        "model": str(record["model"]),
+        "checkpoint": str(record["checkpoint"]),
+        "step": _optional_int(record.get("step")),
+        "tokens": _optional_float(record.get("tokens")),
+        "dimension": str(record["dimension"]),
+        "layer": int(record["layer"]),
+        "source": record["source"],
+    }
+    rows = []
+
+    def add(metric, value, alpha=None, ci=(None, None)):
+        rows.append(
+            {
+                **base,
+                "metric": metric,
+                "alpha": alpha,
+                "value": _number(value),
+                "ci_low": _optional_float(ci[0]),
+                "ci_high": _optional_float(ci[1]),
+            }
+        )
+
+    if record["source"] == "steering":
+        for entry in record.get("by_alpha", []):
+            for key in STEERING_ALPHA_METRICS:
+                if key in entry:
+                    add(f"steering_{key}", entry[key], alpha=float(entry["alpha"]))
+        for key in STEERING_CELL_METRICS:
+            if key in record:
+                add(f"steering_{key}", record[key])
+        return rows
+    for key in PROBE_METRICS if record["source"] == "probe" else MI_METRICS:
+        if key in record:
+            low, high = CI_KEYS.get(key, (None, None))
+            add(key, record[key], ci=(record.get(low), record.get(high)))
+    return rows
+
+
+def metrics_table(records: Sequence[dict]) -> pd.DataFrame:
+    """Tidy table of every metric of every non-degenerate cell.
+
+    ``checkpoint_index`` is the checkpoint's position among its model's checkpoints in input order (the config's
+    order when the records come from ``cell_directories``): an x-axis for checkpoints that have no step.
+    """
+    rows = [row for record in records for row in tidy_rows(record)]
+    order: dict[tuple[str, str], int] = {}
+    for record in records:
+        model = str(record["model"])
+        key = (model, str(record["checkpoint"]))
+        if key not in order:
+            order[key] = sum(1 for m, _ in order if m == model)
+    for row in rows:
+        row["checkpoint_index"] = order[(row["model"], row["checkpoint"])]
+    table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA) if rows else METRICS_SCHEMA.empty_table()
+    return table.to_pandas()
+
+
+def degenerate_table(records: Sequence[dict]) -> pd.DataFrame:
+    """One row per degenerate cell: where it is and why it carries no metrics."""
+    rows = [
+        {
+            "model": str(r["model"]),
+            "checkpoint": str(r["checkpoint"]),
+            "step": _optional_int(r.get("step")),
+            "dimension": str(r["dimension"]),
+            "layer": int(r["layer"]),
+            "source": r["source"],
+            "reason": str(r["degenerate"]),
+        }
+        for r in records
+        if "degenerate" in r
+    ]
+    table = pa.Table.from_pylist(rows, schema=DEGENERATE_SCHEMA) if rows else DEGENERATE_SCHEMA.empty_table()
+    return table.to_pandas()
+
+
+def pretrain_loss_table(loss_files: dict[tuple[str, str], str | Path], tokens_per_step: dict[str, float]) -> pd.DataFrame:
+    """Concatenate per-checkpoint loss TSVs (step, loss, lr) into one curve per model.
+
+    ``loss_files`` maps (model, checkpoint) -> TSV path; each checkpoint's file holds the steps trained since the
+    previous checkpoint, so the concatenation is the whole curve. ``tokens_per_step``: batch_size x seq_len.
+    """
+    frames = []
+    for (model, checkpoint), path in loss_files.items():
+        frame = pd.read_csv(path, sep="\t")
+        missing = {"step", "loss", "lr"} - set(frame.columns)
+        if missing:
+            raise TrustTraceError(f"{path}: loss table lacks columns {sorted(missing)}")
+        frame = frame[["step", "loss", "lr"]].copy()
+        frame.insert(0, "checkpoint", checkpoint)
+        frame.insert(0, "model", model)
+        frame["tokens"] = frame["step"].astype("float64") * float(tokens_per_step[model])
+        frames.append(frame)
+    if not frames or all(len(f) == 0 for f in frames):
+        return LOSS_SCHEMA.empty_table().to_pandas()
+    loss = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    loss = loss.sort_values(["model", "step"]).drop_duplicates(["model", "step"], keep="last")
+    rows = loss[["model", "checkpoint", "step", "tokens", "loss", "lr"]].to_dict("records")
+    return pa.Table.from_pylist(rows, schema=LOSS_SCHEMA).to_pandas()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing tables
+
+
+def write_table(frame: pd.DataFrame, schema: pa.Schema, parquet_path: str | Path, csv_path: str | Path | None = None):
+    """Parquet (plain arrow types, no pandas metadata) and optionally CSV of ``frame`` under ``schema``."""
+    table = to_arrow(frame, schema)
+    Path(parquet_path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, parquet_path)
+    if csv_path is not None:
+        pa_csv.write_csv(table, csv_path)
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    columns = {}
+    for field in schema:
+        values = frame[field.name].tolist() if field.name in frame else [None] * len(frame)
+        columns[field.name] = pa.array([_clean(v) for v in values], type=field.type)
+    return pa.table(columns, schema=schema)
+
+
+def _clean(value):
+    """pandas missing values (NaN in object/int columns, pd.NA, NaT) -> None; numpy scalars -> Python."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phases
+
+
+def robust_neighbour_noise(values: Sequence[float]) -> float:
+    """Noise scale of the difference between two neighbouring checkpoints' values (see ``NOISE_METHOD``).
+
+    NaN with fewer than 4 points (2 second differences): too few to tell noise from trend.
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) < 4:
+        return math.nan
+    second = np.diff(values, n=2)
+    return float(1.4826 * np.median(np.abs(second)) / math.sqrt(3.0))
+
+
+def detect_phase(
+    steps: Sequence[float],
+    values: Sequence[float],
+    *,
+    k: float = 3.0,
+    min_relative_drop: float = 0.01,
+) -> dict:
+    """Fitting -> compression on one I(X;T) curve.
+
+    The peak (largest value; the earliest if tied) ends the fitting phase. ``drop`` = peak value - last value: how
+    much of the peak is lost by the end of training. Compression is called when
+    ``drop > max(k * noise, min_relative_drop * |peak|)``, where ``noise`` is ``robust_neighbour_noise`` of the
+    curve (in checkpoint order) and the relative floor keeps noiseless curves from calling float jitter a phase.
+    A peak at the last checkpoint is never followed by compression; with fewer than 4 checkpoints the noise
+    cannot be estimated and compression is False.
+    """
+    steps = np.asarray(steps, dtype=float)
+    values = np.asarray(values, dtype=float)
+    index = _finite_in_step_order(steps, values, "detect_phase")
+    curve = values[index]
+    peak = int(np.argmax(curve))
+    noise = robust_neighbour_noise(curve)
+    drop = float(curve[peak] - curve[-1])
+    threshold = max(k * noise, min_relative_drop * abs(curve[peak])) if math.isfinite(noise) else math.nan
+    compression = bool(peak < len(curve) - 1 and math.isfinite(threshold) and drop > threshold)
+    return {
+        "n_checkpoints": int(len(curve)),
+        "peak_index": int(index[peak]),
+        "peak_step": float(steps[index[peak]]),
+        "peak_value": float(curve[peak]),
+        "final_value": float(curve[-1]),
+        "drop": drop,
+        "relative_drop": drop / curve[peak] if curve[peak] != 0 else math.nan,
+        "noise_scale": noise,
+        "threshold": threshold,
+        "compression": compression,
+    }
+
+
+def first_within_of_max(steps: Sequence[float], values: Sequence[float], tolerance: float = 0.01) -> tuple[int, float]:
+    """(position in the inputs of the first checkpoint, in step order, whose value is >= max - tolerance; max)."""
+    steps = np.asarray(steps, dtype=float)
+    values = np.asarray(values, dtype=float)
+    index = _finite_in_step_order(steps, values, "first_within_of_max")
+    best = float(values[index].max())
+    return int(index[np.flatnonzero(values[index] >= best - tolerance - 1e-9)[0]]), best
+
+
+def _finite_in_step_order(steps: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
+    """Positions of the finite values, sorted by step (stable)."""
+    if steps.shape != values.shape or steps.ndim != 1:
+        raise TrustTraceError(f"{name}: steps and values must be 1-d of equal length ({steps.shape}, {values.shape})")
+    index = np.flatnonzero(np.isfinite(values))
+    if len(index) == 0:
+        raise TrustTraceError(f"{name}: no finite values")
+    return index[np.argsort(steps[index], kind="stable")]
+
+
+def x_positions(frame: pd.DataFrame) -> pd.Series:
+    """The checkpoint axis: the step where every row has one, else the checkpoint index."""
+    if frame["step"].notna().all():
+        return frame["step"].astype(float)
+    return frame["checkpoint_index"].astype(float)
+
+
+def phases_table(
+    metrics: pd.DataFrame, *, metric: str = "hsic_ixt", k: float = 3.0, tolerance: float = 0.01
+) -> pd.DataFrame:
+    """Per (model, dimension, layer): where ``metric`` (I(X;T)) peaks, whether compression follows, and the first
+    step at which probe accuracy comes within ``tolerance`` of its maximum. See ``detect_phase``; the noise
+    estimate is named in the ``noise_method`` column."""
+    rows = []
+    keys = ["model", "dimension", "layer"]
+    curves = metrics[metrics["metric"].isin([metric, "accuracy"])]
+    for (model, dimension, layer), group in curves.groupby(keys, sort=True):
+        row = {"model": model, "dimension": dimension, "layer": int(layer), "metric": metric, "noise_method": NOISE_METHOD}
+        mi = group[group["metric"] == metric].sort_values("checkpoint_index")
+        if len(mi):
+            x = x_positions(mi).to_numpy()
+            phase = detect_phase(x, mi["value"].to_numpy(), k=k)
+            peak_row = mi.iloc[phase.pop("peak_index")]
+            row.update(phase)
+            row["peak_checkpoint"] = peak_row["checkpoint"]
+            row["peak_step"] = _clean(peak_row["step"])
+        accuracy = group[group["metric"] == "accuracy"].sort_values("checkpoint_index")
+        if len(accuracy):
+            index, best = first_within_of_max(x_positions(accuracy).to_numpy(), accuracy["value"].to_numpy(), tolerance)
+            plateau = accuracy.iloc[index]
+            row.update(
+                accuracy_max=best,
+                accuracy_plateau_checkpoint=plateau["checkpoint"],
+                accuracy_plateau_step=_clean(plateau["step"]),
+            )
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[f.name for f in PHASES_SCHEMA])
+    return to_arrow(frame, PHASES_SCHEMA).to_pandas()

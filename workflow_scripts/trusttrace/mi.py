@@ -1,0 +1,511 @@
+"""Mutual-information style dependence between inputs, labels and layer activations (normalized HSIC, linear CKA).
+
+The paper's estimator (Qian et al. 2024, "Towards Tracing Trustworthiness Dynamics", section 4) is the normalized
+HSIC of two representations A and B with the same m rows:
+
+* Gaussian kernel ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2 d))`` with ``d`` the feature count of that
+  representation and ``sigma = 50`` (``DEFAULT_SIGMA``);
+* ``K_c = K H`` with ``H = I - 11^T/m``, ``lambda = 1e-5 m`` (``DEFAULT_LAMBDA_FACTOR * m``);
+* ``R = K_c (K_c + lambda I)^{-1}`` and the estimate ``tr(R_A R_B) = sum_ij R_A,ij R_B,ji``.
+
+It is reported for (X, T) -- X the input representation, T a layer's activations -- as I(X;T), and for (Y, T) --
+Y the labels as an m x 1 float column -- as I(Y;T). Everything here is float64: the paper's float32 code flips the
+sign of I(Y;T) on real data.
+
+Exact fast path (``NormalizedHSIC``). With ``S = H K H`` (the doubly centered kernel, symmetric positive
+semi-definite, ``S 1 = 0``) and ``Rs = S (S + lambda I)^{-1}`` (symmetric PSD), the push-through identity gives
+``R = K (S + lambda I)^{-1} H`` and hence ``tr(R_A R_B) = tr(Rs_A Rs_B) = <Rs_A, Rs_B>_F``, which is always >= 0.
+
+* ``S`` is built from ``E = K - 11^T = expm1(-D / (2 sigma^2 d))`` (``S = H E H`` because ``H 1 = 0``), so the
+  nearly constant kernels of the paper's sigma (``K ~ 1 - 4e-4``) lose no digits to ``K - mean(K)``.
+* Per layer T: one Cholesky factorisation of ``S_T + lambda I`` (SPD, eigenvalues >= lambda) and, when X is
+  dense, its inverse ``P_T`` from that factor (LAPACK potrf + potri, about m^3 flops in all, against about
+  19 m^3 for the four general inverses and four products of the direct formula). Then
+  ``<Rs_X, Rs_T> = tr(Rs_X) - lambda <Rs_X, P_T>`` in O(m^2), with ``Rs_X`` precomputed once per
+  (checkpoint, dimension) and reused for every layer.
+* A side with few distinct rows (the label column: 2 distinct values) is low rank: with ``U`` the m x c
+  indicator of the distinct rows, ``Z = H U`` and ``E_C`` the c x c ``expm1`` kernel of the distinct rows,
+  ``S = Z E_C Z^T`` and ``Rs = Z N Z^T`` with ``N = (E_C Z^T Z + lambda I_c)^{-1} E_C``. Then
+  ``tr(Rs_Y Rs_T) = tr(N (S_T Z)^T (S_T + lambda I)^{-1} Z)``: O(m^2 c) work per layer and no ``m - ...``
+  cancellation, which matters because I(Y;T) is small when the label kernel is nearly constant.
+
+The matrix work of the fast path goes through SciPy's BLAS/LAPACK only: NumPy ships a second OpenBLAS, and
+two OpenBLAS thread pools alternating in one process spin against each other (several-fold slowdowns on a
+2-core machine). The direct reference functions use NumPy (``np.linalg.inv``) as the paper-literal baseline.
+
+Better estimators reported beside the paper's: the same normalized HSIC with sigma from the median heuristic
+(``median_heuristic_sigma``, one sigma per representation), and linear CKA (Kornblith et al. 2019).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from scipy.linalg import blas as _blas
+from scipy.linalg import lapack as _lapack
+
+from trusttrace.errors import TrustTraceError
+
+__all__ = [
+    "DEFAULT_SIGMA",
+    "DEFAULT_LAMBDA_FACTOR",
+    "gaussian_kernel",
+    "hsic_operator_direct",
+    "nhsic_direct",
+    "NormalizedHSIC",
+    "median_heuristic_sigma",
+    "linear_cka",
+    "stratified_subsample",
+    "mi_metrics",
+]
+
+DEFAULT_SIGMA = 50.0
+DEFAULT_LAMBDA_FACTOR = 1e-5
+
+MIN_ROWS = 4
+# A side (X or Y) with at most this many distinct rows uses the exact low-rank path; more use the dense path.
+MAX_LOWRANK_DISTINCT = 64
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# validation
+
+
+def _as_matrix(A, name: str) -> np.ndarray:
+    """``A`` as a C-contiguous float64 (m, d) array with m >= MIN_ROWS, d >= 1 and only finite values."""
+    try:
+        arr = np.asarray(A, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TrustTraceError(f"mi: {name} must be a numeric array, could not convert it to float64 ({exc})") from None
+    if arr.ndim != 2:
+        raise TrustTraceError(
+            f"mi: {name} must be a 2-D array (rows = samples, columns = features), got shape {arr.shape}"
+        )
+    m, d = arr.shape
+    if m < MIN_ROWS:
+        raise TrustTraceError(f"mi: {name} has {m} rows, need at least {MIN_ROWS} samples")
+    if d < 1:
+        raise TrustTraceError(f"mi: {name} has no feature columns (shape {arr.shape}), need at least one")
+    if not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise TrustTraceError(f"mi: {name} contains {bad} NaN/inf values, drop or fix those rows before estimating")
+    return np.ascontiguousarray(arr)
+
+
+def _as_labels(y, name: str = "y") -> np.ndarray:
+    """Labels as an (m, k) float64 matrix: a 1-D label vector becomes an m x 1 column. Needs >= 2 classes."""
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TrustTraceError(
+            f"mi: {name} must be numeric labels (e.g. 0/1), could not convert to float64 ({exc})"
+        ) from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    Y = _as_matrix(arr, name)
+    if not (Y == Y[0]).all():
+        return Y
+    raise TrustTraceError(f"mi: {name} has a single class ({Y[0].tolist()}), need at least two distinct labels")
+
+
+def _check_same_rows(m: int, B: np.ndarray, name_a: str, name_b: str) -> None:
+    if B.shape[0] != m:
+        raise TrustTraceError(
+            f"mi: {name_a} has {m} rows but {name_b} has {B.shape[0]}, rows must be the same samples in the same order"
+        )
+
+
+def _check_params(sigma: float, lambda_factor: float) -> tuple[float, float]:
+    try:
+        sigma, lambda_factor = float(sigma), float(lambda_factor)
+    except (TypeError, ValueError):
+        raise TrustTraceError(f"mi: sigma and lambda_factor must be numbers, got {sigma!r} and {lambda_factor!r}") from None
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise TrustTraceError(f"mi: sigma must be a finite number > 0, got {sigma!r}")
+    if not (np.isfinite(lambda_factor) and lambda_factor > 0):
+        raise TrustTraceError(f"mi: lambda_factor must be a finite number > 0, got {lambda_factor!r}")
+    return sigma, lambda_factor
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# kernels
+
+
+def _neg_sq_dists_fast(A: np.ndarray) -> np.ndarray:
+    """``-||a_i - a_j||^2`` as an (m, m) Fortran-ordered array (SciPy BLAS), diagonal exactly 0, all entries <= 0."""
+    Ac = A - A.mean(axis=0)  # distances are translation invariant; centering cuts cancellation in n_i + n_j - 2 g_ij
+    n = np.einsum("ij,ij->i", Ac, Ac)
+    AcT = Ac.T  # (d, m) Fortran-contiguous view: no copy inside the BLAS wrapper
+    G = _blas.dgemm(2.0, AcT, AcT, trans_a=1)  # 2 Ac Ac^T, Fortran order
+    G -= n[:, None]
+    G -= n[None, :]
+    np.minimum(G, 0.0, out=G)
+    G[np.diag_indices_from(G)] = 0.0
+    return G
+
+
+def _sq_dists(A: np.ndarray) -> np.ndarray:
+    """``||a_i - a_j||^2`` as an (m, m) array (NumPy), diagonal exactly 0, all entries >= 0."""
+    Ac = A - A.mean(axis=0)
+    n = np.einsum("ij,ij->i", Ac, Ac)
+    D = n[:, None] + n[None, :] - 2.0 * (Ac @ Ac.T)
+    np.maximum(D, 0.0, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def _median_positive(values: np.ndarray, name: str) -> float:
+    pos = values[values > 0]
+    if pos.size == 0:
+        raise TrustTraceError(
+            f"mi: {name} has all rows identical, the median heuristic needs at least two distinct rows"
+        )
+    return float(np.median(pos))
+
+
+def median_heuristic_sigma(A) -> float:
+    """Sigma from the median heuristic for the paper's kernel ``exp(-||a_i - a_j||^2 / (2 sigma^2 d))``.
+
+    With ``med`` the median of the squared Euclidean distances ``||a_i - a_j||^2`` over the pairs of rows whose
+    distance is positive (duplicate rows, e.g. two samples with the same label, are skipped; otherwise a label
+    column would get ``med = 0``), sigma is chosen so that ``2 sigma^2 d = med``, i.e.
+    ``sigma = sqrt(med / (2 d))`` and the kernel becomes ``exp(-||a_i - a_j||^2 / med)``.
+    For a 0/1 label column this gives ``med = 1``. Raises ``TrustTraceError`` when all rows are identical.
+    """
+    A = _as_matrix(A, "A")
+    med = _median_positive(_sq_dists(A), "A")
+    return float(np.sqrt(med / (2.0 * A.shape[1])))
+
+
+def gaussian_kernel(A: np.ndarray, sigma: float = DEFAULT_SIGMA) -> np.ndarray:
+    """(m, d) -> (m, m) Gaussian kernel ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2 d))`` (diagonal exactly 1)."""
+    A = _as_matrix(A, "A")
+    sigma, _ = _check_params(sigma, DEFAULT_LAMBDA_FACTOR)
+    return np.exp(_sq_dists(A) * (-1.0 / (2.0 * sigma * sigma * A.shape[1])))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# direct reference (the literal formula; also the speed baseline)
+
+
+def hsic_operator_direct(
+    A: np.ndarray, sigma: float = DEFAULT_SIGMA, lambda_factor: float = DEFAULT_LAMBDA_FACTOR
+) -> np.ndarray:
+    """The paper's ``R = K_c (K_c + lambda I)^{-1}`` with ``K_c = K H``, ``lambda = lambda_factor * m`` (m x m).
+
+    Literal reference, one general inverse (``np.linalg.inv``); ``K H`` is formed as ``K`` minus its row means,
+    which is the same matrix as the product with ``H = I - 11^T/m``.
+    """
+    A = _as_matrix(A, "A")
+    sigma, lambda_factor = _check_params(sigma, lambda_factor)
+    m = A.shape[0]
+    K = gaussian_kernel(A, sigma)
+    Kc = K - K.mean(axis=1, keepdims=True)  # K H
+    lam = lambda_factor * m
+    return Kc @ np.linalg.inv(Kc + lam * np.eye(m))
+
+
+def nhsic_direct(
+    A: np.ndarray, B: np.ndarray, sigma: float = DEFAULT_SIGMA, lambda_factor: float = DEFAULT_LAMBDA_FACTOR
+) -> float:
+    """Normalized HSIC ``tr(R_A R_B) = sum_ij R_A,ij R_B,ji`` with both R from ``hsic_operator_direct``.
+
+    Two general inverses per call: the float64 reference and the speed baseline for ``NormalizedHSIC``.
+    """
+    A = _as_matrix(A, "A")
+    B = _as_matrix(B, "B")
+    _check_same_rows(A.shape[0], B, "A", "B")
+    RA = hsic_operator_direct(A, sigma, lambda_factor)
+    RB = hsic_operator_direct(B, sigma, lambda_factor)
+    return float(np.einsum("ij,ji->", RA, RB))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fast exact path
+
+
+def _centered_expm1_kernel(negD: np.ndarray, scale: float) -> np.ndarray:
+    """In place: ``negD`` (= -D, Fortran order) -> ``S = H (K - 11^T) H`` with ``K = exp(-D / scale)``."""
+    S = negD
+    S *= 1.0 / scale
+    np.expm1(S, out=S)
+    r = S.mean(axis=0)  # column means = row means (symmetric)
+    mu = float(r.mean())
+    S -= (r - mu)[:, None]
+    S -= r[None, :]
+    return S
+
+
+def _kernel_scale(negD: np.ndarray, d: int, sigma: float | None, name: str) -> float:
+    """``2 sigma^2 d``; with ``sigma=None`` the median heuristic's ``med`` (median positive squared distance)."""
+    if sigma is None:
+        return _median_positive(-negD, name)  # exactly 2 sigma^2 d with sigma = median_heuristic_sigma
+    return 2.0 * sigma * sigma * d
+
+
+class _DenseSide:
+    """Precomputed ``Rs_A`` for ``tr(Rs_A Rs_T) = tr(Rs_A) - lambda <Rs_A, P_T>`` (P_T lower triangle only)."""
+
+    def __init__(self, S: np.ndarray, lam: float):
+        m = S.shape[0]
+        diag = np.diag_indices(m)
+        A = S.copy(order="F")
+        A[diag] += lam
+        c, info = _lapack.dpotrf(A, lower=1, overwrite_a=1, clean=0)
+        if info != 0:
+            raise TrustTraceError(f"mi: Cholesky of the centered kernel + lambda I failed (info={info}); increase lambda_factor")
+        P, info = _lapack.dpotri(c, lower=1, overwrite_c=1)
+        if info != 0:
+            raise TrustTraceError(f"mi: inverse of the centered kernel + lambda I failed (info={info}); increase lambda_factor")
+        P = np.tril(P)
+        P += np.tril(P, -1).T  # full symmetric (S + lambda I)^{-1}
+        # Rs = S P: off-diagonal entries are exactly -lambda P_ij, the diagonal (S P)_ii = sum_k S_ik P_ik is
+        # taken as a row dot product so that small diagonal entries keep full relative precision.
+        rs_diag = np.einsum("ij,ij->i", S, P)
+        Rs = P * (-lam)
+        Rs[diag] = rs_diag
+        self.trace = float(rs_diag.sum())
+        # Weights for <Rs, P_T> when only the lower triangle of the Fortran-ordered P_T is valid: 2 Rs_ij below
+        # the diagonal, Rs_ii on it, 0 above (where P_T's buffer holds leftovers).
+        W = np.tril(Rs, -1) * 2.0
+        W[diag] = rs_diag
+        self.W = np.asfortranarray(W)
+
+    def contribution(self, P_lower: np.ndarray, lam: float) -> float:
+        return self.trace - lam * float(np.einsum("ij,ij->", self.W, P_lower))
+
+
+class _LowRankSide:
+    """``Rs_A = Z N Z^T`` for A with c distinct rows: ``Z = H U`` (m x c), ``N = (E_C Z^T Z + lambda I)^{-1} E_C``."""
+
+    def __init__(self, inverse: np.ndarray, E_C: np.ndarray, lam: float):
+        m = inverse.shape[0]
+        c = E_C.shape[0]
+        counts = np.bincount(inverse, minlength=c).astype(np.float64)
+        U = np.zeros((m, c))
+        U[np.arange(m), inverse] = 1.0
+        self.Z = np.asfortranarray(U - counts[None, :] / m)  # H U
+        Gz = np.diag(counts) - np.outer(counts, counts) / m  # Z^T Z exactly
+        M = _blas.dgemm(1.0, E_C, Gz) + lam * np.eye(c)
+        self.N = _small_solve(M, E_C)
+        self.trace = float(np.einsum("ij,ji->", self.N, Gz))  # tr(Z N Z^T) = tr(N Z^T Z)
+
+    def contribution(self, SZ: np.ndarray, PZ: np.ndarray) -> float:
+        # tr(N Z^T Rs_T Z) with Z^T Rs_T Z = (S_T Z)^T (S_T + lambda I)^{-1} Z
+        return float(np.einsum("ij,ji->", self.N, _blas.dgemm(1.0, SZ, PZ, trans_a=1)))
+
+
+def _small_solve(M: np.ndarray, B: np.ndarray) -> np.ndarray:
+    lu, piv, x, info = _lapack.dgesv(M, B)
+    if info != 0:
+        raise TrustTraceError(f"mi: singular label system (info={info}); increase lambda_factor")
+    return x
+
+
+def _distinct_rows(A: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(distinct rows, inverse index) when A has at most ``limit`` distinct rows, else None."""
+    uniq, inverse = np.unique(A, axis=0, return_inverse=True)
+    if uniq.shape[0] > limit:
+        return None
+    return uniq, np.asarray(inverse).reshape(-1)
+
+
+class NormalizedHSIC:
+    """Exact fast normalized HSIC of one input representation X and labels y against many layers T.
+
+    ``X``: (m, d_X) input representation; ``y``: (m,) labels or an (m, k) label matrix (a 1-D vector is used as
+    the paper's m x 1 float column). The parts that depend only on X and y (``Rs_X`` dense, ``Rs_Y`` low rank
+    when y has at most ``MAX_LOWRANK_DISTINCT`` distinct rows) are computed once here; ``estimate(T)`` then costs
+    one Cholesky factorisation and one triangular inverse of an m x m matrix.
+
+    ``median_heuristic=True`` replaces ``sigma`` by ``median_heuristic_sigma`` of each representation (X, y and
+    every T separately). Results equal ``nhsic_direct`` up to float64 rounding.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sigma: float = DEFAULT_SIGMA,
+        lambda_factor: float = DEFAULT_LAMBDA_FACTOR,
+        median_heuristic: bool = False,
+    ):
+        X = _as_matrix(X, "X")
+        Y = _as_labels(y, "y")
+        m = X.shape[0]
+        _check_same_rows(m, Y, "X", "y")
+        self.sigma, self.lambda_factor = _check_params(sigma, lambda_factor)
+        self.median_heuristic = bool(median_heuristic)
+        self.m = m
+        self.lam = self.lambda_factor * m
+        self._sigma_arg = None if self.median_heuristic else self.sigma
+        self.sides = {"X": self._make_side(X, "X"), "Y": self._make_side(Y, "y")}
+
+    def _make_side(self, A: np.ndarray, name: str):
+        d = A.shape[1]
+        distinct = _distinct_rows(A, MAX_LOWRANK_DISTINCT)
+        if distinct is not None and distinct[0].shape[0] == 1:
+            raise TrustTraceError(f"mi: {name} has all rows identical, it carries no information to compare")
+        if distinct is not None and not self.median_heuristic:
+            uniq, inverse = distinct
+            E_C = np.expm1(-_sq_dists_small(uniq) / (2.0 * self.sigma * self.sigma * d))
+            return _LowRankSide(inverse, E_C, self.lam)
+        negD = _neg_sq_dists_fast(A)
+        scale = _kernel_scale(negD, d, self._sigma_arg, name)
+        if distinct is not None:
+            uniq, inverse = distinct
+            return _LowRankSide(inverse, np.expm1(-_sq_dists_small(uniq) / scale), self.lam)
+        return _DenseSide(_centered_expm1_kernel(negD, scale), self.lam)
+
+    def _centered_kernel(self, T: np.ndarray) -> np.ndarray:
+        negD = _neg_sq_dists_fast(T)
+        scale = _kernel_scale(negD, T.shape[1], self._sigma_arg, "T")
+        return _centered_expm1_kernel(negD, scale)
+
+    def estimate(self, T: np.ndarray) -> tuple[float, float]:
+        """(I(X;T), I(Y;T)) for one layer's activations ``T`` of shape (m, d_T)."""
+        T = _as_matrix(T, "T")
+        _check_same_rows(self.m, T, "X", "T")
+        S = self._centered_kernel(T)  # Fortran order, symmetric
+        lowrank = {k: s for k, s in self.sides.items() if isinstance(s, _LowRankSide)}
+        SZ = {k: _blas.dgemm(1.0, S, s.Z) for k, s in lowrank.items()}  # S_T Z before S is overwritten
+        S[np.diag_indices_from(S)] += self.lam
+        c, info = _lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
+        if info != 0:
+            raise TrustTraceError(f"mi: Cholesky of T's centered kernel + lambda I failed (info={info}); increase lambda_factor")
+        out = {}
+        for k, s in lowrank.items():
+            PZ, info = _lapack.dpotrs(c, s.Z, lower=1)
+            out[k] = s.contribution(SZ[k], PZ)
+        if len(lowrank) < len(self.sides):
+            P, info = _lapack.dpotri(c, lower=1, overwrite_c=1)
+            if info != 0:
+                raise TrustTraceError(f"mi: inverse of T's centered kernel + lambda I failed (info={info})")
+            for k, s in self.sides.items():
+                if k not in out:
+                    out[k] = s.contribution(P, self.lam)
+        return float(out["X"]), float(out["Y"])
+
+
+def _sq_dists_small(U: np.ndarray) -> np.ndarray:
+    diff = U[:, None, :] - U[None, :, :]
+    return np.einsum("abk,abk->ab", diff, diff)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# linear CKA
+
+
+def linear_cka(A: np.ndarray, B: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019): ``||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F)`` on column-centered A, B.
+
+    In [0, 1]; invariant to orthogonal transforms and isotropic scaling of either side. Uses the feature-space
+    (d x d) or the sample-space (m x m Gram) form, whichever is cheaper; both are the same number.
+    Raises ``TrustTraceError`` when a side is constant (all rows equal).
+    """
+    A = _as_matrix(A, "A")
+    B = _as_matrix(B, "B")
+    _check_same_rows(A.shape[0], B, "A", "B")
+    m, da = A.shape
+    db = B.shape[1]
+    Ac = A - A.mean(axis=0)
+    Bc = B - B.mean(axis=0)
+    AcT, BcT = Ac.T, Bc.T  # Fortran-contiguous views: no copies inside the BLAS wrapper
+    if m * (da * db + da * da + db * db) <= m * m * (da + db):
+        AtA = _blas.dgemm(1.0, AcT, AcT, trans_b=1)
+        BtB = _blas.dgemm(1.0, BcT, BcT, trans_b=1)
+        BtA = _blas.dgemm(1.0, BcT, AcT, trans_b=1)
+        num = float(np.einsum("ij,ij->", BtA, BtA))
+        na = float(np.sqrt(np.einsum("ij,ij->", AtA, AtA)))
+        nb = float(np.sqrt(np.einsum("ij,ij->", BtB, BtB)))
+    else:
+        Ga = _blas.dgemm(1.0, AcT, AcT, trans_a=1)
+        Gb = _blas.dgemm(1.0, BcT, BcT, trans_a=1)
+        num = float(np.einsum("ij,ij->", Ga, Gb))
+        na = float(np.sqrt(np.einsum("ij,ij->", Ga, Ga)))
+        nb = float(np.sqrt(np.einsum("ij,ij->", Gb, Gb)))
+    if na == 0.0 or nb == 0.0:
+        which = "A" if na == 0.0 else "B"
+        raise TrustTraceError(f"mi: {which} is constant (all rows equal), linear CKA is undefined")
+    return num / (na * nb)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sampling and the per-cell table
+
+
+def stratified_subsample(y: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a class-stratified subsample of at most ``max_samples`` rows (seeded).
+
+    All rows (``arange(len(y))``) when ``len(y) <= max_samples``. Otherwise exactly ``max_samples`` rows, class
+    counts proportional to the full data (largest-remainder rounding, so each count is within 1 of
+    ``n_class * max_samples / len(y)``; every class keeps at least one row when ``max_samples`` allows).
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise TrustTraceError(f"mi: y must be a 1-D label vector for subsampling, got shape {arr.shape}")
+    try:
+        max_samples = int(max_samples)
+    except (TypeError, ValueError):
+        raise TrustTraceError(f"mi: max_samples must be an integer >= 1, got {max_samples!r}") from None
+    if max_samples < 1:
+        raise TrustTraceError(f"mi: max_samples must be an integer >= 1, got {max_samples}")
+    n = arr.shape[0]
+    if n <= max_samples:
+        return np.arange(n)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    counts = np.bincount(inverse, minlength=classes.size)
+    exact = counts * (max_samples / n)
+    quota = np.floor(exact).astype(np.int64)
+    short = max_samples - int(quota.sum())
+    order = np.lexsort((np.arange(classes.size), -(exact - quota)))  # largest remainder first, ties by class
+    quota[order[:short]] += 1
+    if max_samples >= classes.size:  # keep every class represented: move one row from the largest quota
+        for k in np.flatnonzero(quota == 0):
+            donor = int(np.argmax(quota))
+            quota[donor] -= 1
+            quota[k] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(inverse == k), size=int(q), replace=False) for k, q in enumerate(quota)]
+    return np.sort(np.concatenate(picked))
+
+
+def mi_metrics(
+    X: np.ndarray,
+    T_by_layer: Mapping[int, np.ndarray],
+    y: np.ndarray,
+    *,
+    sigma: float = DEFAULT_SIGMA,
+    lambda_factor: float = DEFAULT_LAMBDA_FACTOR,
+) -> dict[int, dict[str, float]]:
+    """Per layer: ``hsic_ixt``, ``hsic_iyt`` (paper's sigma), ``hsic_ixt_median``, ``hsic_iyt_median`` (median
+    heuristic sigma per representation), ``cka_xt``, ``cka_yt`` (linear CKA; y as an m x 1 float column).
+
+    Builds one ``NormalizedHSIC`` per sigma choice and reuses it across all layers.
+    """
+    if not isinstance(T_by_layer, Mapping) or len(T_by_layer) == 0:
+        raise TrustTraceError("mi: T_by_layer must be a non-empty dict {layer index: (m, d) activations}")
+    Xm = _as_matrix(X, "X")
+    Y = _as_labels(y, "y")
+    _check_same_rows(Xm.shape[0], Y, "X", "y")
+    paper = NormalizedHSIC(Xm, Y, sigma=sigma, lambda_factor=lambda_factor)
+    median = NormalizedHSIC(Xm, Y, sigma=sigma, lambda_factor=lambda_factor, median_heuristic=True)
+    out: dict[int, dict[str, float]] = {}
+    for layer, T in T_by_layer.items():
+        Tm = _as_matrix(T, f"T[layer {layer}]")
+        _check_same_rows(Xm.shape[0], Tm, "X", f"T[layer {layer}]")
+        ixt, iyt = paper.estimate(Tm)
+        ixt_med, iyt_med = median.estimate(Tm)
+        out[layer] = {
+            "hsic_ixt": ixt,
+            "hsic_iyt": iyt,
+            "hsic_ixt_median": ixt_med,
+            "hsic_iyt_median": iyt_med,
+            "cka_xt": linear_cka(Xm, Tm),
+            "cka_yt": linear_cka(Y, Tm),
+        }
+    return out
