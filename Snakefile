@@ -18,8 +18,8 @@ include: "rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     """Every cell's metrics, then the tables, figures, summary and report built from them."""
     input:
         all_targets(),
         aggregate_targets(),
-    default_target: True

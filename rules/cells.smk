@@ -4,18 +4,18 @@ rule probe:
         "results/activations/{model}/{checkpoint}/{dimension}",
     output:
         directory("results/probe/{model}/{checkpoint}/{dimension}"),
-    params:
-        cell=cell_params,
-        settings=config["probe"],
     log:
         "logs/probe/{model}/{checkpoint}/{dimension}.log",
     benchmark:
         "benchmarks/out/probe/{model}/{checkpoint}/{dimension}.tsv"
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        cell=cell_params,
+        settings=config["probe"],
     script:
         "../workflow_scripts/probe.py"
 
@@ -26,17 +26,17 @@ rule mutual_information:
         "results/activations/{model}/{checkpoint}/{dimension}",
     output:
         directory("results/mi/{model}/{checkpoint}/{dimension}"),
-    params:
-        cell=cell_params,
-        settings=config["mi"],
     log:
         "logs/mutual_information/{model}/{checkpoint}/{dimension}.log",
     benchmark:
         "benchmarks/out/mutual_information/{model}/{checkpoint}/{dimension}.tsv"
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    conda:
-        "../envs/analysis.yaml"
+    params:
+        cell=cell_params,
+        settings=config["mi"],
     script:
         "../workflow_scripts/mutual_information.py"

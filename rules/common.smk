@@ -51,18 +51,23 @@ def steering_target_spec(wildcards):
 
 # Only the settings that change a steering cell's result: the list of source checkpoints is not one of them.
 STEERING_CELL_SETTINGS = {
-    key: config["steering"][key] for key in ("layers", "alphas", "max_eval_statements", "max_new_tokens")
+    key: config["steering"][key]
+    for key in ("layers", "alphas", "max_eval_statements", "max_new_tokens")
 }
 
 
 def cell_params(wildcards):
     """The keys every per-cell metrics file repeats; taken from this cell's own wildcards only."""
-    position = tt_config.checkpoint_position(config, wildcards.model, wildcards.checkpoint)
+    position = tt_config.checkpoint_position(
+        config, wildcards.model, wildcards.checkpoint
+    )
     return {
         "model": wildcards.model,
         "checkpoint": wildcards.checkpoint,
         "dimension": wildcards.dimension,
         **position,
+        # The seed of the data split; each analysis adds its own seed to the file.
+        "split_seed": config["split"]["seed"],
     }
 
 
@@ -71,8 +76,12 @@ def pretrain_checkpoint_dir(model, checkpoint):
 
 
 def previous_pretrain_checkpoint(wildcards):
-    previous = tt_config.previous_checkpoint(config, wildcards.model, wildcards.checkpoint)
-    return [] if previous is None else pretrain_checkpoint_dir(wildcards.model, previous)
+    previous = tt_config.previous_checkpoint(
+        config, wildcards.model, wildcards.checkpoint
+    )
+    return (
+        [] if previous is None else pretrain_checkpoint_dir(wildcards.model, previous)
+    )
 
 
 def checkpoint_files_of(model, checkpoint):
@@ -128,3 +137,59 @@ def all_targets():
         + steering_directories()
         + [f"results/models/{model}/integrity.json" for model in MODELS]
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Aggregation (rules/aggregate.smk): tables, figures and summary built from every cell.
+
+TABLES = "results/tables"
+FIGURES = "results/figures/{model}"
+CELL_FIGURES = [
+    "probe_accuracy_heatmap",
+    "probe_accuracy_curves",
+    "information_curves",
+    "information_plane",
+]
+
+
+def pretrain_models():
+    return [
+        model for model in MODELS if config["models"][model]["source"] == "pretrain"
+    ]
+
+
+def pretrain_loss_cells():
+    """(model, checkpoint) of every pre-training loss file, in config order."""
+    return [
+        (model, checkpoint)
+        for model in pretrain_models()
+        for checkpoint in tt_config.checkpoint_names(config, model)
+    ]
+
+
+def figure_files(name, model, dimension=None):
+    stem = f"results/figures/{model}/" + (f"{dimension}/" if dimension else "") + name
+    return [f"{stem}.png", f"{stem}.svg"]
+
+
+def aggregate_targets():
+    """Tables, figures and summary built from every cell (the report itself: snakemake --report)."""
+    targets = [
+        f"{TABLES}/metrics.parquet",
+        f"{TABLES}/metrics.csv",
+        f"{TABLES}/degenerate_cells.parquet",
+        f"{TABLES}/phases.parquet",
+        f"{TABLES}/phases.csv",
+        "results/summary.md",
+    ]
+    if pretrain_models():
+        targets.append(f"{TABLES}/pretrain_loss.parquet")
+    for model in MODELS:
+        targets += figure_files("overview", model)
+        if model in pretrain_models():
+            targets += figure_files("pretrain_loss", model)
+        for dimension in DIMENSIONS:
+            names = CELL_FIGURES + (["steering"] if steering_directories() else [])
+            for name in names:
+                targets += figure_files(name, model, dimension)
+    return targets

@@ -2,15 +2,15 @@ rule demo_dataset:
     """Generate a built-in demo dimension (templates written for TrustTrace) as a statement,label CSV."""
     output:
         "results/demo/{demo}-n{n}.csv",
-    params:
-        seed=config["split"]["seed"],
     log:
         "logs/demo_dataset/{demo}-n{n}.log",
     benchmark:
         "benchmarks/out/demo_dataset/{demo}-n{n}.tsv"
-    threads: 1
     conda:
         "../envs/analysis.yaml"
+    threads: 1
+    params:
+        seed=config["split"]["seed"],
     script:
         "../workflow_scripts/make_demo_dataset.py"
 
@@ -21,15 +21,15 @@ rule prepare_dimension:
         dimension_csv,
     output:
         "results/data/{dimension}.parquet",
-    params:
-        spec=lambda wildcards: config["dimensions"][wildcards.dimension],
-        split=config["split"],
     log:
         "logs/prepare_dimension/{dimension}.log",
     benchmark:
         "benchmarks/out/prepare_dimension/{dimension}.tsv"
-    threads: 1
     conda:
         "../envs/analysis.yaml"
+    threads: 1
+    params:
+        spec=lambda wildcards: config["dimensions"][wildcards.dimension],
+        split=config["split"],
     script:
         "../workflow_scripts/prepare_dimension.py"

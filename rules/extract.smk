@@ -4,18 +4,20 @@ rule resolve_checkpoint:
         checkpoint_files,
     output:
         "results/models/{model}/{checkpoint}.json",
-    params:
-        spec=model_spec,
-        cell=lambda wildcards: tt_config.checkpoint_entry(config, wildcards.model, wildcards.checkpoint),
-        layers=config["layers"],
-        mi_input_layer=config["mi"]["input_layer"],
     log:
         "logs/resolve_checkpoint/{model}/{checkpoint}.log",
     benchmark:
         "benchmarks/out/resolve_checkpoint/{model}/{checkpoint}.tsv"
-    threads: 1
     conda:
         "../envs/trusttrace.yaml"
+    threads: 1
+    params:
+        spec=model_spec,
+        cell=lambda wildcards: tt_config.checkpoint_entry(
+            config, wildcards.model, wildcards.checkpoint
+        ),
+        layers=config["layers"],
+        mi_input_layer=config["mi"]["input_layer"],
     script:
         "../workflow_scripts/resolve_checkpoint.py"
 
@@ -29,15 +31,17 @@ rule check_checkpoint_integrity:
         ),
     output:
         "results/models/{model}/integrity.json",
-    params:
-        on_duplicate=lambda wildcards: config["models"][wildcards.model]["duplicate_weights"],
     log:
         "logs/resolve_checkpoint/{model}/integrity.log",
     benchmark:
         "benchmarks/out/resolve_checkpoint/{model}/integrity.tsv"
-    threads: 1
     conda:
         "../envs/analysis.yaml"
+    threads: 1
+    params:
+        on_duplicate=lambda wildcards: config["models"][wildcards.model][
+            "duplicate_weights"
+        ],
     script:
         "../workflow_scripts/check_checkpoint_integrity.py"
 
@@ -50,20 +54,20 @@ rule extract_activations:
         files=checkpoint_files,
     output:
         directory("results/activations/{model}/{checkpoint}/{dimension}"),
+    log:
+        "logs/extract_activations/{model}/{checkpoint}/{dimension}.log",
+    benchmark:
+        "benchmarks/out/extract_activations/{model}/{checkpoint}/{dimension}.tsv"
+    conda:
+        "../envs/trusttrace.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         spec=model_spec,
         cell=cell_params,
         layers=config["layers"],
         extraction=config["extraction"],
-    log:
-        "logs/extract_activations/{model}/{checkpoint}/{dimension}.log",
-    benchmark:
-        "benchmarks/out/extract_activations/{model}/{checkpoint}/{dimension}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    conda:
-        "../envs/trusttrace.yaml"
     script:
         "../workflow_scripts/extract_activations.py"

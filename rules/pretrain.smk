@@ -6,9 +6,9 @@ rule pretrain_corpus:
         "logs/pretrain/corpus.log",
     benchmark:
         "benchmarks/out/pretrain/corpus.tsv"
-    threads: 1
     conda:
         "../envs/trusttrace.yaml"
+    threads: 1
     script:
         "../workflow_scripts/pretrain_corpus.py"
 
@@ -20,15 +20,17 @@ rule pretrain_tokenizer:
     output:
         tokenizer=directory("results/pretrain/{model}/tokenizer"),
         tokens="results/pretrain/{model}/tokens.npy",
-    params:
-        vocab_size=lambda wildcards: config["models"][wildcards.model]["pretrain"]["vocab_size"],
     log:
         "logs/pretrain/{model}/tokenizer.log",
     benchmark:
         "benchmarks/out/pretrain/{model}/tokenizer.tsv"
-    threads: 1
     conda:
         "../envs/trusttrace.yaml"
+    threads: 1
+    params:
+        vocab_size=lambda wildcards: config["models"][wildcards.model]["pretrain"][
+            "vocab_size"
+        ],
     script:
         "../workflow_scripts/pretrain_tokenizer.py"
 
@@ -42,18 +44,20 @@ rule pretrain_checkpoint:
     output:
         checkpoint=directory("results/pretrain/{model}/checkpoints/{checkpoint}"),
         losses="results/pretrain/{model}/losses/{checkpoint}.tsv",
-    params:
-        step=lambda wildcards: tt_config.checkpoint_entry(config, wildcards.model, wildcards.checkpoint)["step"],
-        settings=lambda wildcards: config["models"][wildcards.model]["pretrain"],
     log:
         "logs/pretrain/{model}/{checkpoint}.log",
     benchmark:
         "benchmarks/out/pretrain/{model}/{checkpoint}.tsv"
+    conda:
+        "../envs/trusttrace.yaml"
     threads: lambda wildcards: config["models"][wildcards.model]["pretrain"]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/trusttrace.yaml"
+    params:
+        step=lambda wildcards: tt_config.checkpoint_entry(
+            config, wildcards.model, wildcards.checkpoint
+        )["step"],
+        settings=lambda wildcards: config["models"][wildcards.model]["pretrain"],
     script:
         "../workflow_scripts/pretrain_checkpoint.py"

@@ -4,16 +4,18 @@ rule steering_vectors:
         "results/activations/{model}/{checkpoint}/{dimension}",
     output:
         directory("results/steering_vectors/{model}/{checkpoint}/{dimension}"),
-    params:
-        cell=cell_params,
-        trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension]["trustworthy_label"],
     log:
         "logs/steering_vectors/{model}/{checkpoint}/{dimension}.log",
     benchmark:
         "benchmarks/out/steering_vectors/{model}/{checkpoint}/{dimension}.tsv"
-    threads: 1
     conda:
         "../envs/analysis.yaml"
+    threads: 1
+    params:
+        cell=cell_params,
+        trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension][
+            "trustworthy_label"
+        ],
     script:
         "../workflow_scripts/steering_vectors.py"
 
@@ -27,21 +29,23 @@ rule steering_effect:
         target_files=steering_target_files,
     output:
         directory("results/steering/{model}/{checkpoint}/{dimension}"),
+    log:
+        "logs/steering_effect/{model}/{checkpoint}/{dimension}.log",
+    benchmark:
+        "benchmarks/out/steering_effect/{model}/{checkpoint}/{dimension}.tsv"
+    conda:
+        "../envs/trusttrace.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
     params:
         cell=cell_params,
         target_spec=steering_target_spec,
         target=lambda wildcards: tt_config.steering_target(config, wildcards.model),
         steering=STEERING_CELL_SETTINGS,
-        trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension]["trustworthy_label"],
+        trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension][
+            "trustworthy_label"
+        ],
         max_length=config["extraction"]["max_length"],
-    log:
-        "logs/steering_effect/{model}/{checkpoint}/{dimension}.log",
-    benchmark:
-        "benchmarks/out/steering_effect/{model}/{checkpoint}/{dimension}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-    conda:
-        "../envs/trusttrace.yaml"
     script:
         "../workflow_scripts/steering_effect.py"

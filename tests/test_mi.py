@@ -11,7 +11,24 @@ import pytest
 from trusttrace import mi
 from trusttrace.errors import TrustTraceError
 
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+    threadpool_limits = None
+
 RTOL = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The matrices here are small (m <= 300), where one BLAS thread is fastest anyway. Multi-threaded OpenBLAS
+    LAPACK on small matrices slows down 100-fold when the machine's cores are oversubscribed (seen: 0.4 s for a
+    300 x 300 Cholesky), which would make this file's run time depend on what else the machine runs."""
+    if threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _rel(a: float, b: float) -> float:
@@ -130,6 +147,19 @@ def test_multiclass_general_y_and_lowrank_x_match_direct():
         assert _rel(iyt, mi.nhsic_direct(Y, T)) <= RTOL
 
 
+@pytest.mark.parametrize("median", [False, True])
+def test_threaded_kernel_passes_match_inline(monkeypatch, median):
+    """The column-block threaded kernel passes (used from m = PARALLEL_MIN_ROWS) give the inline result."""
+    X, y, T = _make(203, 9, 17, seed=19)
+    inline = mi.NormalizedHSIC(X, y, median_heuristic=median).estimate(T)
+    monkeypatch.setattr(mi, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(mi, "_workers", lambda: 3)
+    threaded = mi.NormalizedHSIC(X, y, median_heuristic=median).estimate(T)
+    np.testing.assert_allclose(threaded, inline, rtol=RTOL)  # summation order differs; sharp kernels amplify it
+    if not median:
+        assert _rel(threaded[0], mi.nhsic_direct(X, T)) <= RTOL
+
+
 def test_median_heuristic_matches_direct_with_per_representation_sigma():
     X, y, T = _make(230, 20, 40, seed=9)
     ixt, iyt = mi.NormalizedHSIC(X, y, median_heuristic=True).estimate(T)
@@ -146,6 +176,26 @@ def test_median_heuristic_sigma_definition():
     assert mi.median_heuristic_sigma(A) == pytest.approx(1.0)
     labels = np.array([[0.0], [1.0], [1.0], [1.0], [0.0]])
     assert mi.median_heuristic_sigma(labels) == pytest.approx(np.sqrt(0.5))  # med = 1, d = 1
+    # duplicates are skipped even when the distance formula leaves rounding noise (non-integer centered values)
+    rng = np.random.default_rng(20)
+    odd = rng.choice([0.1, 0.7], size=(97, 1), p=[0.8, 0.2])
+    assert mi.median_heuristic_sigma(odd) == pytest.approx(np.sqrt(0.36 / 2), rel=1e-9)
+
+
+def test_median_heuristic_low_rank_sides_match_direct():
+    """Median heuristic on sides with few distinct rows (3 imbalanced classes, X with 5 distinct rows): the
+    median comes from distinct-row distances weighted by pair counts and must equal median_heuristic_sigma's."""
+    rng = np.random.default_rng(21)
+    m = 211
+    y3 = rng.choice([0.0, 1.0, 2.5], size=m, p=[0.6, 0.3, 0.1])
+    X_few = rng.standard_normal((5, 7))[rng.integers(0, 5, size=m)]
+    _, _, T = _make(m, 7, 13, seed=21)
+    ixt, iyt = mi.NormalizedHSIC(X_few, y3, median_heuristic=True).estimate(T)
+    R_t = mi.hsic_operator_direct(T, mi.median_heuristic_sigma(T))
+    R_x = mi.hsic_operator_direct(X_few, mi.median_heuristic_sigma(X_few))
+    R_y = mi.hsic_operator_direct(y3[:, None], mi.median_heuristic_sigma(y3[:, None]))
+    assert _rel(ixt, float(np.einsum("ij,ji->", R_x, R_t))) <= RTOL
+    assert _rel(iyt, float(np.einsum("ij,ji->", R_y, R_t))) <= RTOL
 
 
 # ------------------------------------------------------------------------------------------------ properties
@@ -162,32 +212,51 @@ def test_invariant_to_row_order():
     np.testing.assert_allclose(am, bm, rtol=1e-11)
 
 
-@pytest.mark.parametrize("median", [False, True])
-def test_dependent_pair_scores_higher_than_independent(median):
+# The median-heuristic variant needs a larger ridge: with the paper's lambda = 1e-5 m its kernels are sharp (centered
+# eigenvalues >> lambda), Rs is close to the centering projection H and every estimate saturates near its bound
+# (see test_median_heuristic_saturates_at_paper_lambda). lambda_factor=1e-1 restores discrimination.
+CASES = [(False, mi.DEFAULT_LAMBDA_FACTOR), (True, 1e-1)]
+
+
+@pytest.mark.parametrize("median,lambda_factor", CASES)
+def test_dependent_pair_scores_higher_than_independent(median, lambda_factor):
     rng = np.random.default_rng(11)
     m = 240
     X = _standardize(rng.standard_normal((m, 16)))
     y = (rng.random(m) < 0.5).astype(float)
     dependent = np.tanh(X @ rng.standard_normal((16, 24))) + 0.05 * rng.standard_normal((m, 24))
     independent = rng.standard_normal((m, 24))
-    est = mi.NormalizedHSIC(X, y, median_heuristic=median)
+    est = mi.NormalizedHSIC(X, y, median_heuristic=median, lambda_factor=lambda_factor)
     ixt_dep, _ = est.estimate(_standardize(dependent))
     ixt_ind, _ = est.estimate(_standardize(independent))
     assert ixt_dep > 2 * ixt_ind > 0
 
 
-@pytest.mark.parametrize("median", [False, True])
-def test_label_information_raises_iyt(median):
+@pytest.mark.parametrize("median,lambda_factor", CASES)
+def test_label_information_raises_iyt(median, lambda_factor):
     rng = np.random.default_rng(12)
     m = 240
     X = rng.standard_normal((m, 16))
     y = (rng.random(m) < 0.5).astype(float)
     noise = rng.standard_normal((m, 32))
     carries = noise + 1.5 * np.outer(y - 0.5, np.ones(32))
-    est = mi.NormalizedHSIC(X, y, median_heuristic=median)
+    est = mi.NormalizedHSIC(X, y, median_heuristic=median, lambda_factor=lambda_factor)
     _, iyt_with = est.estimate(_standardize(carries))
     _, iyt_without = est.estimate(_standardize(noise))
     assert iyt_with > 5 * iyt_without > 0
+
+
+def test_median_heuristic_saturates_at_paper_lambda():
+    """Documents a property of the estimator, not a wish: at lambda = 1e-5 m the median-heuristic I(X;T) sits near
+    its bound m - 1 for dependent and independent T alike, and I(Y;T) near its bound 1 (Rs_Y has rank 1)."""
+    rng = np.random.default_rng(11)
+    m = 240
+    X = _standardize(rng.standard_normal((m, 16)))
+    y = (rng.random(m) < 0.5).astype(float)
+    est = mi.NormalizedHSIC(X, y, median_heuristic=True)
+    for T in (np.tanh(X @ rng.standard_normal((16, 24))), rng.standard_normal((m, 24))):
+        ixt, iyt = est.estimate(_standardize(T))
+        assert 0.8 * (m - 1) < ixt <= m - 1 and 0.8 < iyt <= 1.0
 
 
 def test_constant_layer_gives_zero():

@@ -160,3 +160,21 @@ def test_failed_job_keeps_other_outputs(finished_run, tmp_path):
     assert "layer=1.parquet: corrupt shard" in log and "snakemake --forcerun extract_activations" in log
     assert keep.read_bytes() == kept  # rerun by --forcerun with the same inputs: identical bytes
     assert (workdir / "results/mi/tiny/step8/reliability/layer=2.json").is_file()
+
+
+def test_same_config_gives_byte_identical_results(finished_run, tmp_path):
+    """A second run from scratch: identical checkpoints, shards' contents and metrics files."""
+    again = tmp_path / "again"
+    again.mkdir()
+    run_snakemake(again, TINY, "--cores", "2")
+    compared = 0
+    for pattern in ("results/pretrain/tiny/checkpoints/*/*.safetensors", "results/probe/**/*.json",
+                    "results/mi/**/*.json", "results/steering/**/*.json", "results/steering_vectors/**/*.safetensors",
+                    "results/models/tiny/*.json"):
+        for first in sorted(finished_run.glob(pattern)):
+            second = again / first.relative_to(finished_run)
+            assert second.read_bytes() == first.read_bytes(), first.relative_to(finished_run)
+            compared += 1
+    assert compared >= 2 * 3 * 3 + 4
+    probe = json.loads((again / "results/probe/tiny/step8/reliability/layer=1.json").read_text())
+    assert probe["seed"] == 0 and probe["split_seed"] == 0

@@ -38,6 +38,7 @@ write_json(
         "source": spec["source"],
         "load_from": location,
         "revision": commit or revision,
+        "requested_revision": revision,
         "num_layers": num_layers,
         **record,
     },

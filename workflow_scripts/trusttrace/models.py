@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from trusttrace.errors import TrustTraceError
 
 DTYPES = ("float32", "bfloat16", "float16")
+COMMIT = re.compile("[0-9a-f]{40}")
+SHA256 = re.compile("[0-9a-f]{64}")
+# What loading a checkpoint from the hub needs (Amber's branches also hold eval_*.json: small, harmless).
+SNAPSHOT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "*.tiktoken", "*.jinja"]
 
 
 def resolve_device(device: str) -> str:
@@ -64,7 +69,14 @@ def load_model_and_tokenizer(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    where = f"model {model_name or location!r}" + (f" revision {revision!r}" if revision else "")
+    where = _where(model_name, location, revision)
+    from_hub = revision is not None
+    if from_hub and COMMIT.fullmatch(revision):
+        # A commit is immutable: when resolve_checkpoint already put its files in the cache, load them from there
+        # and never ask the hub again (no HEAD request per file, no retries on a flaky network).
+        cached = cached_snapshot(location, revision)
+        if cached is not None:
+            location, revision = str(cached), None
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
@@ -73,14 +85,20 @@ def load_model_and_tokenizer(
         )
     except (OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        offline = os.environ.get("HF_HUB_OFFLINE", "0")
-        raise TrustTraceError(
-            f"{where}: cannot load ({first}); not in the HF cache (HF_HOME={cache}) or not reachable "
-            f"(HF_HUB_OFFLINE={offline}), or no safetensors weights (allow_pickle_weights is off)"
-        ) from None
+        hints = []
+        if from_hub:
+            hints.append(
+                f"not in the HF cache (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) or not "
+                f"reachable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})"
+            )
+        if not allow_pickle_weights:
+            hints.append("or no safetensors weights (allow_pickle_weights is off)")
+        raise TrustTraceError(f"{where}: cannot load ({first})" + ("; " + ", ".join(hints) if hints else "")) from None
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+        # Padding is masked out and never read back, so any existing token will do; none is added (that would
+        # change the vocabulary the embeddings were trained for).
+        fallback = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
+        tokenizer.pad_token = fallback if fallback is not None else tokenizer.convert_ids_to_tokens(0)
     tokenizer.padding_side = "right"
     model.to(device)
     model.eval()
@@ -112,45 +130,104 @@ def decoder_blocks(model):
     return found[0]
 
 
-def weights_digest(directory: str | Path) -> str:
-    """sha256 over the checkpoint's weight files (safetensors, else .bin), in name order."""
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's content.
+
+    A file of the HF cache is a link to ``blobs/<name>``, and for the large (LFS) files the blob's name is the
+    LFS object id, i.e. the sha256 of the content: that name is used instead of reading the file again (an Amber
+    checkpoint is ~27 GB). Anything else is hashed.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        target = path.resolve()
+        if target.parent.name == "blobs" and SHA256.fullmatch(target.name):
+            return target.name
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weight_files(directory: str | Path) -> list[Path]:
+    """A checkpoint's weight files: the safetensors files, else the .bin files, in name order (no optimizer)."""
     directory = Path(directory)
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
-    files = [f for f in files if f.name != "optimizer.safetensors"]
+    return [f for f in files if f.name not in ("optimizer.safetensors", "training_args.bin")]
+
+
+def weights_digest(directory: str | Path) -> str:
+    """A checkpoint's weight hash: the sha256 of its one weight file (what the hub shows as the file's SHA256),
+    or for a sharded checkpoint the sha256 of the lines ``<file name> <sha256>`` of its shards in name order."""
+    directory = Path(directory)
+    files = weight_files(directory)
     if not files:
         raise TrustTraceError(f"{directory}: no weight files (*.safetensors or *.bin)")
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name} {file_sha256(f)}\n" for f in files).encode()).hexdigest()
+
+
+def _where(model_name: str, location: str, revision: str | None) -> str:
+    where = f"model {model_name!r} ({location})" if model_name and model_name != location else f"model {location!r}"
+    return where + (f" revision {revision!r}" if revision else "")
+
+
+def cached_snapshot(repo_id: str, revision: str) -> Path | None:
+    """The cached snapshot directory of ``repo_id`` at ``revision`` if it holds a config.json and weights, else
+    None. Reads the cache only (HF_HOME / HF_HUB_CACHE), never the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config_file = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except (ValueError, OSError):
+        return None
+    if not isinstance(config_file, str):
+        return None
+    directory = Path(config_file).parent
+    return directory if weight_files(directory) else None
 
 
 def resolve_checkpoint_files(location: str, revision: str | None, *, model_name: str, allow_pickle_weights: bool):
     """Directory holding a checkpoint's files, and its resolved commit (hf) or None, without loading weights.
 
-    For the hub this is ``snapshot_download`` (which honours HF_HOME and HF_HUB_OFFLINE); offline with nothing
-    cached it raises one TrustTraceError naming the model and revision.
+    For the hub this is ``snapshot_download`` (which honours HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE): a branch
+    or tag resolves to its commit, offline through the cache's ``refs/``. Only the files loading needs are fetched:
+    configs, tokenizer files, custom code and the safetensors weights; .bin (pickle) weights only where the
+    revision has no safetensors and the config allows pickles (so AmberChat's 27 GB pytorch_model.bin next to its
+    safetensors is never fetched). A revision that is neither cached nor reachable raises one TrustTraceError
+    naming the model and revision.
     """
     if revision is None:
         if not (Path(location) / "config.json").is_file():
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no config.json")
         return Path(location), None
+    where = _where(model_name, location, revision)
+    directory = _snapshot(location, revision, SNAPSHOT_PATTERNS, where)
+    if not weight_files(directory):
+        if not allow_pickle_weights:
+            raise TrustTraceError(
+                f"{where}: no safetensors weights in this revision; it may hold only pickle (.bin) weights: set "
+                "allow_pickle_weights: true for this model if you trust its publisher"
+            )
+        directory = _snapshot(location, revision, SNAPSHOT_PATTERNS + ["*.bin"], where)
+        if not weight_files(directory):
+            raise TrustTraceError(f"{where}: no weight files (*.safetensors or *.bin) in this revision")
+    return directory, directory.name
+
+
+def _snapshot(repo_id: str, revision: str, patterns: list[str], where: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py"] + (["*.bin"] if allow_pickle_weights else [])
     try:
-        directory = Path(snapshot_download(location, revision=revision, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except (LocalEntryNotFoundError, RevisionNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise TrustTraceError(
-            f"model {model_name!r} ({location}) revision {revision!r}: not in the HF cache "
-            f"(HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) and not reachable "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {first}"
+            f"{where}: not in the HF cache (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) and not "
+            f"reachable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {first}"
         ) from None
-    return directory, directory.name
 
 
 def checkpoint_record(directory: Path, commit: str | None) -> dict:

@@ -82,14 +82,13 @@ def _phase_lines(phases: pd.DataFrame) -> list[str]:
         lines.append(f"- compression: not tested (needs >= 4 checkpoints, have {int(mi['n_checkpoints'].max())})")
         return lines
     compressed = mi[mi["compression"]]
-    text = f"- compression after the peak in {len(compressed)}/{n} layers"
+    lines.append(f"- compression after the peak in {len(compressed)}/{n} layers (drop > 3x neighbour noise)")
     if len(compressed):
         top = compressed.loc[compressed["drop"].idxmax()]
-        text += (
-            f"; largest drop {top['drop']:.3f} nHSIC ({100 * top['relative_drop']:.0f}% of the peak) in layer "
+        lines.append(
+            f"  - largest drop {top['drop']:.3f} nHSIC ({100 * top['relative_drop']:.0f}% of the peak) in layer "
             f"{int(top['layer'])}, peak at {checkpoint_label(top['peak_checkpoint'], top['peak_step'])}"
         )
-    lines.append(text)
     return lines
 
 
@@ -104,7 +103,8 @@ def _degenerate_lines(degenerate: pd.DataFrame, n_checkpoints: int) -> list[str]
             if count == n_checkpoints
             else ", ".join(checkpoint_label(c, s) for c, s in zip(group["checkpoint"], group["step"]))
         )
-        short = reason if len(reason) <= 70 else reason[:67] + "..."
+        short = reason.split(";")[0]
+        short = short if len(short) <= 64 else short[:61] + "..."
         lines.append(f"  - {source} layer {int(layer)} at {where}: {short}")
     return ["- degenerate cells (no metrics, left out of the figures):"] + lines
 
@@ -168,9 +168,9 @@ def summary_markdown(metrics: pd.DataFrame, phases: pd.DataFrame, degenerate: pd
     lines = [
         "# TrustTrace summary",
         "",
-        "Probe accuracy on held-out statements (chance 0.5, 95% bootstrap CI); I(X;T), I(Y;T): normalized HSIC",
-        "(unitless); steering: change of the log-likelihood margin of trustworthy over untrustworthy statements",
-        "(nats/token) when the source checkpoint's vector is added at the given alpha.",
+        "Probe accuracy: held-out statements (chance 0.5, 95% bootstrap CI). I(X;T), I(Y;T): normalized",
+        "HSIC (unitless). Steering: change of the log-likelihood margin of trustworthy over untrustworthy",
+        "statements (nats/token) when the source checkpoint's vector is added at the given alpha.",
         "",
     ]
     for model in models:

@@ -1,0 +1,492 @@
+"""Tests for trusttrace.aggregate / summary / plots on synthetic cell files, plus one end-to-end workflow run.
+
+The synthetic grid mirrors what the cell rules write: results/{probe,mi,steering}/<model>/<checkpoint>/<dimension>/
+layer=L.json, every file repeating its cell keys, layer 0 degenerate (embedding of a shared final token).
+"""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from trusttrace.aggregate import (
+    DEGENERATE_SCHEMA,
+    METRICS_SCHEMA,
+    PHASES_SCHEMA,
+    degenerate_table,
+    detect_phase,
+    first_within_of_max,
+    metrics_table,
+    phases_table,
+    pretrain_loss_table,
+    read_cells,
+    robust_neighbour_noise,
+    write_table,
+)
+from trusttrace.errors import TrustTraceError
+from trusttrace.summary import earliest_separable, summary_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "toy"
+STEPS = [0, 1, 4, 16, 64, 256, 1000, 4000]
+LAYERS = [0, 1, 2, 3]
+DIMENSIONS = ["reliability", "privacy"]
+ALPHAS = [-4.0, -1.0, 0.0, 1.0, 4.0]
+DEGENERATE = "all 32 features are constant (zero variance over 48 train rows)"
+IXT_PEAK = 64  # the synthetic I(X;T) of layers >= 1 rises until step 64, then falls (reliability only)
+
+
+def cell_keys(step, dimension, layer):
+    return {
+        "model": MODEL,
+        "checkpoint": f"step{step}",
+        "step": step,
+        "tokens": step * 512,
+        "dimension": dimension,
+        "layer": layer,
+    }
+
+
+def accuracy_of(step, dimension, layer):
+    """Rises with log step; deeper layers separate better; privacy never leaves chance at layer 1."""
+    growth = 1 - math.exp(-math.log1p(step) / 3)
+    ceiling = {1: 0.72, 2: 0.9, 3: 0.86}[layer] if dimension == "reliability" else {1: 0.5, 2: 0.8, 3: 0.78}[layer]
+    return round(0.5 + (ceiling - 0.5) * growth, 4)
+
+
+def ixt_of(index, dimension, layer):
+    if dimension == "reliability":  # rise to STEPS.index(IXT_PEAK) = 4, then fall
+        peak = STEPS.index(IXT_PEAK)
+        return round(0.3 + 0.1 * layer + (0.1 * index if index <= peak else 0.4 - 0.08 * (index - peak)), 4)
+    return round(0.2 + 0.05 * layer + 0.04 * index, 4)  # monotone rising
+
+
+def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
+    """Probe, MI and steering cells for the synthetic grid; returns the cell directories per source."""
+    directories = {"probe": [], "mi": [], "steering": []}
+    for index, step in enumerate(steps):
+        for dimension in dimensions:
+            for source in ("probe", "mi", "steering"):
+                directory = root / "results" / source / MODEL / f"step{step}" / dimension
+                directory.mkdir(parents=True)
+                directories[source].append(directory)
+                for layer in LAYERS if source != "steering" else [2]:
+                    content = cell_keys(step, dimension, layer)
+                    if layer == 0:
+                        content["degenerate"] = DEGENERATE
+                    elif source == "probe":
+                        accuracy = accuracy_of(step, dimension, layer)
+                        content.update(
+                            accuracy=accuracy,
+                            accuracy_ci_low=round(accuracy - 0.06, 4),
+                            accuracy_ci_high=round(min(accuracy + 0.06, 1.0), 4),
+                            control_accuracy=0.5 + 0.01 * layer,
+                            selectivity=round(accuracy - 0.5 - 0.01 * layer, 4),
+                            mass_mean_accuracy=accuracy - 0.02,
+                            v_information_bits=0.1 * layer,
+                            h_y_bits=1.0,
+                            probe_cross_entropy_bits=1.0 - 0.1 * layer,
+                            n_train=160,
+                            n_test=40,
+                            n_features=32,
+                            n_constant_features=0,
+                            C=1.0,
+                            seed=0,
+                            n_bootstrap=200,
+                        )
+                    elif source == "mi":
+                        content.update(
+                            hsic_ixt=ixt_of(index, dimension, layer),
+                            hsic_iyt=round(0.1 + 0.05 * index * layer / 3, 4),
+                            hsic_ixt_median=0.5,
+                            hsic_iyt_median=0.4,
+                            cka_xt=0.3,
+                            cka_yt=0.2,
+                            m=200,
+                            sigma=50,
+                            input_layer=1,
+                            estimator="nHSIC (Qian et al. 2024)",
+                        )
+                    else:
+                        by_alpha = [
+                            {"alpha": a, "margin": -0.01 + 0.002 * a * index, "margin_change": round(0.002 * a * index, 6)}
+                            for a in ALPHAS
+                        ]
+                        content.update(
+                            target_model=MODEL,
+                            target_checkpoint=f"step{steps[-1]}",
+                            n_statements=12,
+                            trustworthy_label=1,
+                            by_alpha=by_alpha,
+                            best_margin_change=max(r["margin_change"] for r in by_alpha),
+                        )
+                    (directory / f"layer={layer}.json").write_text(json.dumps(content))
+    return directories
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    directories = write_grid(root)
+    records = [r for source, dirs in directories.items() for r in read_cells(dirs, source)]
+    metrics = metrics_table(records)
+    return {
+        "root": root,
+        "records": records,
+        "metrics": metrics,
+        "degenerate": degenerate_table(records),
+        "phases": phases_table(metrics),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tidy table
+
+
+def test_tidy_table_rows_equal_inputs(tmp_path):
+    directory = tmp_path / "probe" / MODEL / "step16" / "reliability"
+    directory.mkdir(parents=True)
+    probe = {
+        **cell_keys(16, "reliability", 2),
+        "accuracy": 0.8125,
+        "accuracy_ci_low": 0.7,
+        "accuracy_ci_high": 0.9,
+        "control_accuracy": 0.55,
+        "selectivity": 0.2625,
+        "mass_mean_accuracy": 0.75,
+        "v_information_bits": 0.31,
+        "h_y_bits": 1.0,
+        "probe_cross_entropy_bits": 0.69,
+        "n_train": 160,
+        "C": 1.0,
+    }
+    (directory / "layer=2.json").write_text(json.dumps(probe))
+    (directory / "layer=0.json").write_text(json.dumps({**cell_keys(16, "reliability", 0), "degenerate": DEGENERATE}))
+    steering_dir = tmp_path / "steering" / MODEL / "step16" / "reliability"
+    steering_dir.mkdir(parents=True)
+    steering = {
+        **cell_keys(16, "reliability", 2),
+        "by_alpha": [
+            {"alpha": -1.0, "margin": 0.1, "margin_change": -0.05, "accuracy": 0.4, "accuracy_change": -0.1, "unparseable": 0.0},
+            {"alpha": 0.0, "margin": 0.15, "margin_change": 0.0, "accuracy": 0.5, "accuracy_change": 0.0, "unparseable": 0.25},
+        ],
+        "best_margin_change": 0.0,
+    }
+    (steering_dir / "layer=2.json").write_text(json.dumps(steering))
+
+    records = read_cells([directory], "probe") + read_cells([steering_dir], "steering")
+    table = metrics_table(records)
+    assert list(table.columns) == [f.name for f in METRICS_SCHEMA]
+    probe_rows = table[table["source"] == "probe"].set_index("metric")
+    assert sorted(probe_rows.index) == sorted(
+        ["accuracy", "control_accuracy", "selectivity", "mass_mean_accuracy", "v_information_bits", "h_y_bits",
+         "probe_cross_entropy_bits"]
+    )  # settings (C, n_train) are not metrics; the degenerate layer 0 gives no rows
+    for metric in probe_rows.index:
+        assert probe_rows.loc[metric, "value"] == probe[metric]
+    assert (probe_rows.loc["accuracy", "ci_low"], probe_rows.loc["accuracy", "ci_high"]) == (0.7, 0.9)
+    assert probe_rows.loc["selectivity", ["ci_low", "ci_high"]].isna().all()
+    assert probe_rows["alpha"].isna().all()
+    assert set(probe_rows["layer"]) == {2} and set(probe_rows["step"]) == {16} and set(probe_rows["tokens"]) == {16 * 512}
+    assert set(probe_rows["checkpoint"]) == {"step16"} and set(probe_rows["model"]) == {MODEL}
+
+    steer = table[table["source"] == "steering"]
+    assert len(steer) == 2 * 5 + 1  # 5 per-alpha metrics x 2 alphas + best_margin_change
+    row = steer[(steer["metric"] == "steering_accuracy_change") & (steer["alpha"] == -1.0)]
+    assert row["value"].tolist() == [-0.1]
+    best = steer[steer["metric"] == "steering_best_margin_change"]
+    assert best["alpha"].isna().all() and best["value"].tolist() == [0.0]
+
+    # parquet: plain arrow types, no pandas metadata, same values back
+    path = tmp_path / "metrics.parquet"
+    write_table(table, METRICS_SCHEMA, path, tmp_path / "metrics.csv")
+    schema = pq.read_schema(path)
+    assert schema.metadata is None or b"pandas" not in schema.metadata
+    assert {f.name: str(f.type) for f in schema} == {f.name: str(f.type) for f in METRICS_SCHEMA}
+    back = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    csv = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(csv) == len(table) and csv["value"].sum() == pytest.approx(table["value"].sum())
+
+
+def test_parquet_readable_by_polars_and_duckdb(tmp_path, grid):
+    path = tmp_path / "metrics.parquet"
+    write_table(grid["metrics"], METRICS_SCHEMA, path)
+    polars = pytest.importorskip("polars", reason="polars not installed")
+    frame = polars.read_parquet(path)
+    assert frame.height == len(grid["metrics"])
+    assert frame.schema["step"] == polars.Int64 and frame.schema["alpha"] == polars.Float64
+    duckdb = pytest.importorskip("duckdb", reason="duckdb not installed")
+    count = duckdb.sql(f"select count(*) from '{path}' where metric = 'accuracy'").fetchall()[0][0]
+    assert count == len(grid["metrics"].query("metric == 'accuracy'"))
+
+
+def test_grid_table_shape_and_degenerate_cells_skipped(grid):
+    metrics, degenerate = grid["metrics"], grid["degenerate"]
+    assert 0 not in set(metrics["layer"])
+    accuracy = metrics[metrics["metric"] == "accuracy"]
+    assert len(accuracy) == len(STEPS) * len(DIMENSIONS) * 3
+    assert metrics["checkpoint_index"].max() == len(STEPS) - 1
+    assert list(accuracy.groupby("checkpoint")["checkpoint_index"].first().sort_values().index) == [
+        f"step{s}" for s in STEPS
+    ]
+    assert len(degenerate) == len(STEPS) * len(DIMENSIONS) * 2  # probe and mi layer 0 of every cell
+    assert set(degenerate["source"]) == {"probe", "mi"} and set(degenerate["reason"]) == {DEGENERATE}
+    assert list(degenerate.columns) == [f.name for f in DEGENERATE_SCHEMA]
+
+
+def test_bad_cell_files_fail_with_the_path(tmp_path):
+    directory = tmp_path / "probe" / "m" / "c" / "d"
+    directory.mkdir(parents=True)
+    (directory / "layer=1.json").write_text("{not json")
+    with pytest.raises(TrustTraceError, match="layer=1.json"):
+        read_cells([directory], "probe")
+    with pytest.raises(TrustTraceError, match="cell directory missing"):
+        read_cells([tmp_path / "nowhere"], "probe")
+
+
+def test_pretrain_loss_table_concatenates_segments(tmp_path):
+    (tmp_path / "step0.tsv").write_text("step\tloss\tlr\n")
+    (tmp_path / "step2.tsv").write_text("step\tloss\tlr\n1\t6.0\t0.001\n2\t5.5\t0.002\n")
+    (tmp_path / "step3.tsv").write_text("step\tloss\tlr\n3\t5.0\t0.002\n")
+    files = {(MODEL, name): tmp_path / f"{name}.tsv" for name in ("step0", "step2", "step3")}
+    loss = pretrain_loss_table(files, {MODEL: 64})
+    assert loss["step"].tolist() == [1, 2, 3]
+    assert loss["loss"].tolist() == [6.0, 5.5, 5.0]
+    assert loss["checkpoint"].tolist() == ["step2", "step2", "step3"]
+    assert loss["tokens"].tolist() == [64.0, 128.0, 192.0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phases
+
+
+def test_rise_then_fall_is_compression():
+    steps = [0, 1, 4, 16, 64, 256, 1000, 4000, 10000]
+    values = [0.20, 0.31, 0.42, 0.55, 0.61, 0.52, 0.47, 0.44, 0.43]
+    phase = detect_phase(steps, values)
+    assert phase["peak_step"] == 64 and phase["peak_value"] == 0.61
+    assert phase["drop"] == pytest.approx(0.18)
+    assert phase["compression"] is True
+    assert phase["drop"] > phase["threshold"] > 0
+
+
+def test_rise_then_fall_with_noise_is_compression():
+    rng = np.random.default_rng(1)
+    steps = np.arange(12)
+    values = np.r_[np.linspace(0.2, 0.6, 7), np.linspace(0.6, 0.4, 6)[1:]] + rng.normal(0, 0.01, 12)
+    phase = detect_phase(steps, values)
+    assert phase["peak_step"] == 6
+    assert phase["compression"] is True
+
+
+def test_monotone_rising_is_not_compression():
+    steps = [0, 1, 4, 16, 64, 256, 1000]
+    phase = detect_phase(steps, [0.1, 0.2, 0.35, 0.5, 0.6, 0.66, 0.7])
+    assert phase["peak_step"] == 1000 and phase["drop"] == 0 and phase["compression"] is False
+
+
+def test_noisy_flat_is_not_compression():
+    rng = np.random.default_rng(0)
+    phase = detect_phase(np.arange(10), 0.5 + rng.normal(0, 0.02, 10))
+    assert phase["compression"] is False
+    # and as a rate: pure noise is called compression rarely (about 5% with 8 checkpoints, see detect_phase)
+    calls = [detect_phase(np.arange(8), 0.5 + rng.normal(0, 0.02, 8))["compression"] for _ in range(400)]
+    assert np.mean(calls) < 0.1
+
+
+def test_noise_scale_recovers_neighbour_difference_sd():
+    rng = np.random.default_rng(3)
+    values = np.linspace(0, 5, 4000) + rng.normal(0, 0.1, 4000)  # a linear trend does not count as noise
+    assert robust_neighbour_noise(values) == pytest.approx(0.1 * math.sqrt(2), rel=0.05)
+    assert math.isnan(robust_neighbour_noise([0.1, 0.5, 0.2]))
+
+
+def test_too_few_checkpoints_never_compress():
+    phase = detect_phase([0, 8], [0.9, 0.1])
+    assert phase["peak_step"] == 0 and phase["compression"] is False and math.isnan(phase["noise_scale"])
+
+
+def test_first_step_within_one_point_of_max():
+    steps = [0, 1, 4, 16, 64, 256]
+    index, best = first_within_of_max(steps, [0.5, 0.62, 0.795, 0.80, 0.81, 0.79])
+    assert (index, best) == (3, 0.81)  # 0.795 is 0.015 below the max; 0.80 is within 0.01
+    index, _ = first_within_of_max([64, 0, 16], [0.9, 0.5, 0.895])  # unsorted input: position in the input
+    assert index == 2
+
+
+def test_phases_table_on_grid(grid):
+    phases = grid["phases"]
+    assert list(phases.columns) == [f.name for f in PHASES_SCHEMA]
+    assert len(phases) == len(DIMENSIONS) * 3  # layers 1..3, layer 0 degenerate
+    reliability = phases[phases["dimension"] == "reliability"]
+    assert set(reliability["peak_step"]) == {IXT_PEAK}
+    assert set(reliability["peak_checkpoint"]) == {f"step{IXT_PEAK}"}
+    assert reliability["compression"].all()
+    assert reliability["drop"].tolist() == pytest.approx([0.08 * 3] * 3)
+    privacy = phases[phases["dimension"] == "privacy"]
+    assert set(privacy["peak_step"]) == {STEPS[-1]} and not privacy["compression"].any()
+    # accuracy of layer 2 (reliability): first within 0.01 of its maximum
+    expected = [accuracy_of(s, "reliability", 2) for s in STEPS]
+    first = next(s for s, a in zip(STEPS, expected) if a >= max(expected) - 0.01)
+    row = reliability.set_index("layer").loc[2]
+    assert row["accuracy_plateau_step"] == first and row["accuracy_max"] == max(expected)
+    assert "second differences" in row["noise_method"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summary
+
+
+def test_earliest_separable_and_summary_numbers(grid):
+    metrics, phases, degenerate = grid["metrics"], grid["phases"], grid["degenerate"]
+    # best layer per step is layer 2 (highest ceiling); separable when accuracy - 0.06 > 0.5
+    expected = next(s for s in STEPS if accuracy_of(s, "reliability", 2) - 0.06 > 0.5)
+    first = earliest_separable(metrics, MODEL, "reliability")
+    assert first["step"] == expected and first["layer"] == 2
+
+    text = summary_markdown(metrics, phases, degenerate)
+    assert "## reliability (toy)" in text and "## privacy (toy)" in text
+    assert f"earliest separable checkpoint: step {expected}, layer 2" in text
+    assert f"I(X;T) peaks at step {IXT_PEAK} (median over 3 layers; all at one step)" in text
+    assert "compression after the peak in 3/3 layers" in text
+    assert re.search(r"largest drop 0\.240 nHSIC \((24|27|30)% of the peak\) in layer [123], peak at step 64", text)
+    assert "compression after the peak in 0/3 layers" in text
+    top = 0.002 * 4 * (len(STEPS) - 1)
+    assert f"best steering effect: margin change {top:+.4f} nats/token at alpha 4, vector from step 4000, layer 2" in text
+    assert f"probe layer 0 at all {len(STEPS)} checkpoints" in text
+    assert max(len(line) for line in text.splitlines()) <= 110  # readable in a terminal
+
+
+def test_summary_without_separable_checkpoint(grid):
+    flat = grid["metrics"].copy()
+    flat.loc[flat["metric"] == "accuracy", "ci_low"] = 0.45
+    text = summary_markdown(flat, grid["phases"], grid["degenerate"])
+    assert "earliest separable checkpoint: none" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def test_figures_render_and_are_not_blank(grid, tmp_path):
+    import matplotlib.image
+
+    from trusttrace import plots
+
+    plots.apply_style()
+    metrics, phases, degenerate = grid["metrics"], grid["phases"], grid["degenerate"]
+    figures = {
+        "heatmap": plots.accuracy_heatmap(metrics, MODEL, "reliability", degenerate),
+        "curves": plots.accuracy_curves(metrics, MODEL, "reliability"),
+        "information": plots.information_curves(metrics, phases, MODEL, "reliability"),
+        "plane": plots.information_plane(metrics, MODEL, "reliability"),
+        "steering": plots.steering_effect(metrics, MODEL, "reliability", target="toy@step4000"),
+        "overview": plots.overview(metrics, phases, MODEL, DIMENSIONS),
+    }
+    for name, figure in figures.items():
+        plots.save_figure(figure, tmp_path / f"{name}.png", tmp_path / f"{name}.svg")
+        image = matplotlib.image.imread(tmp_path / f"{name}.png")
+        assert image.shape[0] > 300 and image.shape[1] > 500, name
+        rgb = (image[..., :3] * 255).astype(np.uint32).reshape(-1, 3)
+        colours = np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])
+        assert len(colours) > 50, name
+        assert "<svg" in (tmp_path / f"{name}.svg").read_text()[:1000]
+
+
+def test_step_axis_labels():
+    from trusttrace.plots import format_step
+
+    assert [format_step(v) for v in (0, 1, 8, 512, 1000, 4000, 143000, 1.5e6)] == [
+        "0", "1", "8", "512", "1k", "4k", "143k", "1.5M"
+    ]
+
+
+def test_plots_do_not_import_torch():
+    code = "import sys, trusttrace.plots, trusttrace.aggregate, trusttrace.summary; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Workflow
+
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake_command(workdir: Path, *extra: str) -> list[str]:
+    return [
+        str(SNAKEMAKE), "--cores", "2", "--configfile", str(TINY_CONFIG), "-d", str(workdir), "-s", str(REPO / "Snakefile"),
+        *extra,
+    ]
+
+
+def tiny_workflow(tmp_path_factory) -> Path:
+    """Run the whole workflow on tests/configs/tiny.yaml once per test session (shared with test_report.py)."""
+    workdir = tmp_path_factory.getbasetemp() / "tiny_workflow"
+    done = workdir / ".tiny_workflow_done"
+    if not done.is_file():
+        workdir.mkdir(exist_ok=True)
+        run = subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=1200)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+        done.write_text("ok\n")
+    return workdir
+
+
+def dry_run_jobs(workdir: Path, *extra: str) -> dict[str, int]:
+    """{rule: job count} that a dry run would execute (empty when nothing is to be done)."""
+    run = subprocess.run(snakemake_command(workdir, "-n", "--quiet", "rules", *extra), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = {}
+    for line in (run.stdout + run.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.mark.workflow
+def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
+    workdir = tiny_workflow(tmp_path_factory)
+    results = workdir / "results"
+    metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
+    assert {"accuracy", "hsic_ixt", "hsic_iyt", "steering_margin_change"} <= set(metrics["metric"])
+    assert set(metrics["checkpoint"]) == {"step0", "step8"} and set(metrics["step"]) == {0, 8}
+    assert 0 not in set(metrics.loc[metrics["source"] != "steering", "layer"])  # layer 0 is degenerate in tiny
+    degenerate = pd.read_parquet(results / "tables" / "degenerate_cells.parquet")
+    assert set(degenerate["layer"]) == {0}
+    phases = pd.read_parquet(results / "tables" / "phases.parquet")
+    assert set(phases["layer"]) == {1, 2} and set(phases["dimension"]) == {"reliability"}
+    assert not phases["compression"].any()  # 2 checkpoints: too few to tell a drop from noise
+    loss = pd.read_parquet(results / "tables" / "pretrain_loss.parquet")
+    assert loss["step"].tolist() == list(range(1, 9)) and (loss["loss"] > 0).all()
+    figures = results / "figures" / "tiny"
+    for name in ("probe_accuracy_heatmap", "probe_accuracy_curves", "information_curves", "information_plane", "steering"):
+        for extension in ("png", "svg"):
+            assert (figures / "reliability" / f"{name}.{extension}").stat().st_size > 5000, name
+    for name in ("overview", "pretrain_loss"):
+        assert (figures / f"{name}.png").stat().st_size > 5000
+    summary = (results / "summary.md").read_text()
+    assert "## reliability (tiny)" in summary and "best steering effect" in summary
+    assert "probe layer 0 at all 2 checkpoints" in summary
+    for rule in ("aggregate_metrics", "plot_dimension"):
+        assert list((workdir / "logs" / rule).rglob("*.log")) and list((workdir / "benchmarks" / "out" / rule).rglob("*.tsv"))
+
+    assert dry_run_jobs(workdir) == {}
+    # a lost figure redraws only its figure job; re-aggregating never reruns a cell
+    (figures / "reliability" / "information_plane.png").unlink()
+    assert dry_run_jobs(workdir) == {"plot_dimension": 1, "all": 1}
+    rerun = dry_run_jobs(workdir, "--forcerun", "aggregate_metrics")
+    assert not {"probe", "mutual_information", "steering_effect", "extract_activations"} & set(rerun)
+    assert {"aggregate_metrics", "aggregate_phases", "aggregate_summary", "plot_overview"} <= set(rerun)
+    run = subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and (figures / "reliability" / "information_plane.png").is_file()

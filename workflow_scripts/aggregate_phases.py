@@ -1,0 +1,17 @@
+"""Rule aggregate_phases: metrics table -> results/tables/phases.{parquet,csv} (fitting -> compression of I(X;T))."""
+
+import logging
+import sys
+
+import pandas as pd
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+from trusttrace.aggregate import PHASES_SCHEMA, phases_table, write_table  # noqa: E402
+from trusttrace.io import setup_job_logging  # noqa: E402
+
+smk = snakemake  # noqa: F821
+setup_job_logging(smk.log[0])
+phases = phases_table(pd.read_parquet(smk.input.metrics))
+write_table(phases, PHASES_SCHEMA, smk.output.parquet, smk.output.csv)
+logging.info("%d (model, dimension, layer) curves, compression in %d", len(phases), int(phases["compression"].sum()))
