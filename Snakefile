@@ -9,17 +9,18 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+rule all:
+    """Every cell's metrics, then the tables, figures, summary and report built from them."""
+    input:
+        all_targets(),
+        aggregate_targets(),
+
+
 include: "rules/data.smk"
 include: "rules/pretrain.smk"
 include: "rules/extract.smk"
 include: "rules/cells.smk"
 include: "rules/steering.smk"
 include: "rules/aggregate.smk"
-
-
-rule all:
-    default_target: True
-    """Every cell's metrics, then the tables, figures, summary and report built from them."""
-    input:
-        all_targets(),
-        aggregate_targets(),

@@ -135,7 +135,7 @@ def all_targets():
         cell_directories("probe")
         + cell_directories("mi")
         + steering_directories()
-        + [f"results/models/{model}/integrity.json" for model in MODELS]
+        + [f"results/models/{model}/_integrity.json" for model in MODELS]
     )
 
 

@@ -30,7 +30,7 @@ rule check_checkpoint_integrity:
             checkpoint=tt_config.checkpoint_names(config, wildcards.model),
         ),
     output:
-        "results/models/{model}/integrity.json",
+        "results/models/{model}/_integrity.json",
     log:
         "logs/resolve_checkpoint/{model}/integrity.log",
     benchmark:

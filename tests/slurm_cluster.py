@@ -240,7 +240,6 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         self._stepds_before = {pid for pid, _ in running_processes(("slurmstepd",))}
         started = time.monotonic()
         self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o755)
         for sub in ("state", "spool", "run", "log"):
             (self.root / sub).mkdir(exist_ok=True)
         self.munge_dir = Path(tempfile.mkdtemp(prefix="trusttrace-munge-", dir="/tmp"))
@@ -268,7 +267,11 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
             [self.root / "log" / "munged.out", munge_dir / "munged.log"],
         )
 
-        self._install_conf(self.slurm_conf(free_port(), free_port(), node))
+        slurmctld_port = free_port()
+        slurmd_port = free_port()
+        while slurmd_port == slurmctld_port:
+            slurmd_port = free_port()
+        self._install_conf(self.slurm_conf(slurmctld_port, slurmd_port, node))
         self._spawn("slurmctld", [find("slurmctld"), "-D", "-c", "-f", str(SLURM_CONF)])
         self._spawn("slurmd", [find("slurmd"), "-D", "-N", self.node, "-f", str(SLURM_CONF)])
         wait_until(

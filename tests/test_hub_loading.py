@@ -299,7 +299,7 @@ def test_workflow_extracts_and_probes_hf_revisions_offline(hub, tmp_path):
         for model, repo in (("pythia", PYTHIA), ("llama", LLAMA))
         for checkpoint in repos[repo]
     ]
-    targets += ["results/models/pythia/integrity.json", "results/models/llama/integrity.json"]
+    targets += ["results/models/pythia/_integrity.json", "results/models/llama/_integrity.json"]
     snakemake(tmp_path, config, home, *targets)
     for model, repo in (("pythia", PYTHIA), ("llama", LLAMA)):
         for checkpoint, built in repos[repo].items():
@@ -314,14 +314,14 @@ def test_workflow_extracts_and_probes_hf_revisions_offline(hub, tmp_path):
             assert manifest["weights_sha256"] == built["weights_sha256"]
             cells = sorted((tmp_path / f"results/probe/{model}/{checkpoint}/reliability").glob("layer=*.json"))
             assert [c.name for c in cells] == [f"layer={layer}.json" for layer in range(3)]
-        integrity = json.loads((tmp_path / f"results/models/{model}/integrity.json").read_text())
+        integrity = json.loads((tmp_path / f"results/models/{model}/_integrity.json").read_text())
         assert integrity["duplicates"] == []
 
 
 @pytest.mark.workflow
 def test_identical_branches_fail_the_integrity_check_unless_warned(hub, tmp_path):
     home, _ = hub
-    target = "results/models/dup/integrity.json"
+    target = "results/models/dup/_integrity.json"
     (tmp_path / "error").mkdir()
     failed = snakemake(
         tmp_path / "error", hf_config({"dup": (DUPLICATE, ["step0", "step8"], {})}), home, target, check=False

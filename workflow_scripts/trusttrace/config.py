@@ -44,12 +44,36 @@ def load_schema(schema_path: Path = SCHEMA_PATH) -> dict:
         return yaml.safe_load(handle)
 
 
+def drop_null_overrides(config: dict) -> dict:
+    """``models.<n>: null`` / ``dimensions.<n>: null`` removes that entry; ``<key>: null`` inside an entry removes
+    the key. Snakemake merges config files key by key, so this is how an overlay takes something out."""
+    for section in ("models", "dimensions"):
+        entries = config.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name in [n for n, spec in entries.items() if spec is None]:
+            del entries[name]
+        for spec in entries.values():
+            if isinstance(spec, dict):
+                for key in [k for k, v in spec.items() if v is None]:
+                    del spec[key]
+    return config
+
+
 def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     """Check ``config`` against the JSON schema, fill defaults in place, and return it.
 
     Raises TrustTraceError naming the path of the first bad key, e.g. ``models.tiny.source: 'hub' is not one of
     ['pretrain', 'hf', 'local']``. ``oneOf`` failures are reported through their most relevant branch.
     """
+    drop_null_overrides(config)
+    for name, spec in (config.get("dimensions") or {}).items():
+        if isinstance(spec, dict) and "csv" in spec and "demo" in spec:
+            raise TrustTraceError(
+                f"config error at dimensions.{name}: both csv and demo are set (Snakemake merges config files key "
+                "by key: set demo: null in an overlay, as configs/paper-datasets.yaml does, or run with "
+                "--replace-workflow-config)"
+            )
     schema = load_schema(schema_path)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.message)))
