@@ -183,8 +183,8 @@ def test_tiny_workflow_under_slurm_matches_local_run(slurm_cluster, tmp_path):
             "--slurm-status-command", "squeue",
             "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
             "--slurm-keep-successful-logs", "--latency-wait", "5", "--retries", "0",
-            # Test only: the tiny pre-training chain joins the "prep" job. Every SLURM job costs a status poll
-            # cycle of up to ~30 s here, and this turns 6 sequential jobs into 1.
+            # Test only: the tiny pre-training chain joins the "prep" job. Each sequential SLURM job costs 10-50 s
+            # of status polling here (the plugin's interval grows by 10 s per idle poll); this turns 6 into 1.
             *profile_groups({"pretrain_checkpoint": "prep", "resolve_checkpoint": "prep"}),
         ],
         slurm_log,

@@ -67,6 +67,7 @@ def load_model_and_tokenizer(
     that is neither cached nor reachable (``HF_HUB_OFFLINE=1``, no network) raises one TrustTraceError naming the
     model and revision.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where = _where(model_name, location, revision)
@@ -83,15 +84,18 @@ def load_model_and_tokenizer(
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=torch_dtype(dtype), use_safetensors=None if allow_pickle_weights else True, **kwargs
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
+        # SafetensorError: a truncated or corrupt weights file (e.g. a copy cut short), named here in one line.
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         hints = []
-        if from_hub:
+        if isinstance(error, SafetensorError):
+            hints.append("a weights file is truncated or corrupt: rebuild or re-download this checkpoint")
+        elif from_hub:
             hints.append(
                 f"not in the HF cache (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) or not "
                 f"reachable (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')})"
             )
-        if not allow_pickle_weights:
+        if not allow_pickle_weights and not isinstance(error, SafetensorError):
             hints.append("or no safetensors weights (allow_pickle_weights is off)")
         raise TrustTraceError(f"{where}: cannot load ({first})" + ("; " + ", ".join(hints) if hints else "")) from None
     if tokenizer.pad_token is None:
@@ -152,8 +156,9 @@ def file_sha256(path: str | Path) -> str:
 def weight_files(directory: str | Path) -> list[Path]:
     """A checkpoint's weight files: the safetensors files, else the .bin files, in name order (no optimizer)."""
     directory = Path(directory)
-    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
-    return [f for f in files if f.name not in ("optimizer.safetensors", "training_args.bin")]
+    not_weights = ("optimizer.safetensors", "training_args.bin")
+    safetensors = [f for f in sorted(directory.glob("*.safetensors")) if f.name not in not_weights]
+    return safetensors or [f for f in sorted(directory.glob("*.bin")) if f.name not in not_weights]
 
 
 def weights_digest(directory: str | Path) -> str:
@@ -199,9 +204,18 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
     naming the model and revision.
     """
     if revision is None:
-        if not (Path(location) / "config.json").is_file():
+        directory = Path(location)
+        if not (directory / "config.json").is_file():
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no config.json")
-        return Path(location), None
+        if not weight_files(directory):
+            raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no weight files "
+                                  "(*.safetensors or *.bin)")
+        if not allow_pickle_weights and not any(f.suffix == ".safetensors" for f in weight_files(directory)):
+            raise TrustTraceError(
+                f"model {model_name!r}: checkpoint directory {location} has no safetensors weights, only pickle "
+                "(.bin) weights: set allow_pickle_weights: true for this model if you trust its publisher"
+            )
+        return directory, None
     where = _where(model_name, location, revision)
     directory = _snapshot(location, revision, SNAPSHOT_PATTERNS, where)
     if not weight_files(directory):
