@@ -1,0 +1,227 @@
+"""Loading untrusted checkpoints safely: safetensors only unless a model allows pickles, no remote code unless a
+model asks for it, no pickle-capable loader anywhere in the workflow code, and wildcard values that can never
+leave their directory."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from trusttrace.errors import TrustTraceError
+
+SCRIPTS = REPO / "workflow_scripts"
+PYTHON_FILES = sorted(SCRIPTS.rglob("*.py"))
+SNAKE_FILES = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+
+
+@pytest.fixture(scope="module")
+def pickle_only_dir(tmp_path_factory, tiny_checkpoint_dir):
+    """The tiny checkpoint re-saved as a legacy pickle checkpoint: config, tokenizer and pytorch_model.bin only.
+
+    (transformers 5 ignores ``save_pretrained(safe_serialization=False)`` and writes safetensors anyway, so the
+    state dict is written with ``torch.save``, which is what older ``save_pretrained`` did.)
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    directory = tmp_path_factory.mktemp("pickle_only")
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_checkpoint_dir), use_safetensors=True)
+    model.save_pretrained(str(directory), safe_serialization=False)
+    for weights in directory.glob("*.safetensors"):
+        weights.unlink()
+    if not (directory / "pytorch_model.bin").is_file():
+        torch.save(model.state_dict(), directory / "pytorch_model.bin")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_checkpoint_dir / name, directory / name)
+    assert sorted(p.suffix for p in directory.iterdir() if p.suffix in (".bin", ".safetensors")) == [".bin"]
+    return directory
+
+
+def test_pickle_only_checkpoint_is_refused_unless_allowed(pickle_only_dir, tiny_checkpoint_dir):
+    import torch
+
+    from trusttrace.models import load_model_and_tokenizer, resolve_checkpoint_files
+
+    with pytest.raises(TrustTraceError, match=r"cannot load .*no safetensors weights \(allow_pickle_weights is off\)"):
+        load_model_and_tokenizer(str(pickle_only_dir), model_name="legacy")
+    with pytest.raises(TrustTraceError, match=r"model 'legacy': .* only pickle \(\.bin\) weights: set allow_pickle"):
+        resolve_checkpoint_files(str(pickle_only_dir), None, model_name="legacy", allow_pickle_weights=False)
+
+    assert resolve_checkpoint_files(str(pickle_only_dir), None, model_name="legacy", allow_pickle_weights=True) == (
+        pickle_only_dir, None)
+    model, _ = load_model_and_tokenizer(str(pickle_only_dir), model_name="legacy", allow_pickle_weights=True)
+    reference, _ = load_model_and_tokenizer(str(tiny_checkpoint_dir))
+    for (name, loaded), expected in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(loaded, expected), name
+
+
+def test_allowed_pickles_still_load_with_weights_only(pickle_only_dir, monkeypatch):
+    """Even with allow_pickle_weights, transformers unpickles .bin files with torch.load(weights_only=True)."""
+    import torch
+
+    from trusttrace.models import load_model_and_tokenizer
+
+    calls = []
+    original = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: calls.append(kwargs) or original(*args, **kwargs))
+    load_model_and_tokenizer(str(pickle_only_dir), model_name="legacy", allow_pickle_weights=True)
+    assert calls and all(kwargs.get("weights_only") is True for kwargs in calls), calls
+
+
+def test_checkpoint_without_weights_is_refused(tmp_path, tiny_checkpoint_dir):
+    from trusttrace.models import resolve_checkpoint_files
+
+    shutil.copy(tiny_checkpoint_dir / "config.json", tmp_path / "config.json")
+    shutil.copy(tiny_checkpoint_dir / "optimizer.safetensors", tmp_path / "optimizer.safetensors")
+    with pytest.raises(TrustTraceError, match="has no weight files"):
+        resolve_checkpoint_files(str(tmp_path), None, model_name="empty", allow_pickle_weights=True)
+
+
+def test_truncated_safetensors_is_one_clear_error(tmp_path, tiny_checkpoint_dir):
+    from trusttrace.models import load_model_and_tokenizer
+
+    directory = tmp_path / "cut"
+    shutil.copytree(tiny_checkpoint_dir, directory)
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(TrustTraceError, match=r"cannot load .*truncated or corrupt: rebuild or re-download"):
+        load_model_and_tokenizer(str(directory), model_name="cut")
+
+
+def test_trust_remote_code_stays_off_unless_configured(tiny_checkpoint_dir, monkeypatch):
+    """The config's defaults (schema-filled) reach from_pretrained as trust_remote_code=False, safetensors only;
+    turning it on for a model is what turns it on."""
+    import transformers
+
+    from trusttrace.config import validate_schema
+    from trusttrace.models import load_model_and_tokenizer
+
+    calls = []
+    for cls in (transformers.AutoModelForCausalLM, transformers.AutoTokenizer):
+        original = cls.from_pretrained.__func__
+
+        def recording(klass, *args, _original=original, **kwargs):
+            calls.append((klass.__name__, kwargs))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(recording))
+
+    def load(model_settings):
+        config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+        config["models"]["mine"] = {"source": "local", "path": str(tiny_checkpoint_dir.parent),
+                                    "checkpoints": [{"name": tiny_checkpoint_dir.name}], **model_settings}
+        spec = validate_schema(copy.deepcopy(config))["models"]["mine"]
+        calls.clear()
+        load_model_and_tokenizer(str(tiny_checkpoint_dir), model_name="mine",
+                                 trust_remote_code=spec["trust_remote_code"],
+                                 allow_pickle_weights=spec["allow_pickle_weights"])
+        return {name: kwargs for name, kwargs in calls}
+
+    default = load({})
+    assert default["AutoTokenizer"]["trust_remote_code"] is False
+    assert default["AutoModelForCausalLM"]["trust_remote_code"] is False
+    assert default["AutoModelForCausalLM"]["use_safetensors"] is True
+    configured = load({"trust_remote_code": True})
+    assert configured["AutoTokenizer"]["trust_remote_code"] is True
+    assert configured["AutoModelForCausalLM"]["trust_remote_code"] is True
+
+
+def test_rule_scripts_pass_the_configured_loading_flags():
+    """Every script that loads a model passes the model's own trust_remote_code / allow_pickle_weights; nothing
+    in the workflow code turns trust_remote_code on by itself or loads weights from anything but safetensors."""
+    for path in PYTHON_FILES:
+        for call in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)):
+            keywords = {k.arg: k.value for k in call.keywords}
+            name = ast.unparse(call.func)
+            where = f"{path.relative_to(REPO)}:{call.lineno}"
+            if isinstance(keywords.get("trust_remote_code"), ast.Constant):
+                assert keywords["trust_remote_code"].value is False, where
+            if name == "load_model_and_tokenizer" and path.parent == SCRIPTS:
+                for flag in ("trust_remote_code", "allow_pickle_weights"):
+                    assert re.fullmatch(rf"\w+\[['\"]{flag}['\"]\]", ast.unparse(keywords[flag])), where
+            if name.endswith("ForCausalLM.from_pretrained") and path.name != "models.py":
+                assert ast.unparse(keywords.get("use_safetensors", ast.Constant(None))) == "True", where
+
+
+def loader_uses(attribute: str, modules: set[str]) -> list[tuple[Path, ast.AST, ast.Call | None]]:
+    """Every ``<module>.<attribute>`` in the workflow's Python code, with the call it is the function of (None
+    when it is used any other way, e.g. passed around as a value)."""
+    found = []
+    for path in PYTHON_FILES:
+        tree = ast.parse(path.read_text())
+        calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr == attribute and isinstance(node.value, ast.Name)
+                    and node.value.id in modules):
+                found.append((path, node, calls.get(id(node))))
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                assert attribute not in {a.name for a in node.names}, f"{path}: from {node.module} import {attribute}"
+    return found
+
+
+def keyword_is(call: ast.Call | None, name: str, value: bool) -> bool:
+    return call is not None and any(
+        k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is value for k in call.keywords
+    )
+
+
+def test_torch_load_only_with_weights_only():
+    uses = loader_uses("load", {"torch"})
+    bad = [f"{p.relative_to(REPO)}:{n.lineno}" for p, n, call in uses if not keyword_is(call, "weights_only", True)]
+    assert not bad, f"torch.load without weights_only=True: {bad}"
+    text_uses = sum(len(re.findall(r"\btorch\.load\b", p.read_text())) for p in PYTHON_FILES + SNAKE_FILES)
+    assert text_uses == len(uses)  # none hidden in a .smk file or a string the AST check cannot see
+
+
+def test_numpy_load_only_without_pickles():
+    uses = loader_uses("load", {"np", "numpy"})
+    assert uses, "expected the pre-training token stream to be loaded with np.load"
+    bad = [f"{p.relative_to(REPO)}:{n.lineno}" for p, n, call in uses if not keyword_is(call, "allow_pickle", False)]
+    assert not bad, f"np.load without allow_pickle=False: {bad}"
+    text_uses = sum(len(re.findall(r"\b(?:np|numpy)\.load\b", p.read_text())) for p in PYTHON_FILES + SNAKE_FILES)
+    assert text_uses == len(uses)
+
+
+def test_no_other_unpickling_loader():
+    pattern = re.compile(
+        r"\b(?:pickle|cPickle|dill|joblib|cloudpickle)\.loads?\(|\bread_pickle\(|^\s*import (?:pickle|dill|joblib)\b", re.M
+    )
+    offenders = [str(p.relative_to(REPO)) for p in PYTHON_FILES + SNAKE_FILES if pattern.search(p.read_text())]
+    assert not offenders
+
+
+def wildcard_name_pattern() -> tuple[str, dict[str, str]]:
+    """NAME from rules/common.smk and the wildcard_constraints block's values, as written there."""
+    text = (REPO / "rules" / "common.smk").read_text()
+    name = ast.literal_eval(re.search(r"^NAME\s*=\s*(.+)$", text, re.M).group(1))
+    block = re.search(r"^wildcard_constraints:\n((?:[ \t]+.*\n)+)", text, re.M).group(1)
+    constraints = dict(re.findall(r"^\s+(\w+)\s*=\s*([^,\n]+),?\s*$", block, re.M))
+    return name, constraints
+
+
+def test_wildcard_values_cannot_leave_their_directory():
+    name, constraints = wildcard_name_pattern()
+    assert {key: constraints[key] for key in ("model", "checkpoint", "dimension")} == dict.fromkeys(
+        ("model", "checkpoint", "dimension"), "NAME")
+    for value in ("../x", "a/b", ".hidden", "..", ".", "", "/abs", "a/../b", "x\n/y", "a\\b", "-flag"):
+        assert re.fullmatch(name, value) is None, value
+    for value in ("ok-name_1.0", "step0", "main", "ckpt_001", "Amber", "a..b"):
+        assert re.fullmatch(name, value) is not None, value
+    assert re.fullmatch(ast.literal_eval(constraints["demo"]), "../x") is None
+    assert re.fullmatch(ast.literal_eval(constraints["n"]), "1/2") is None
+
+
+def test_config_schema_names_match_the_wildcard_pattern():
+    """A name the schema accepts is one the wildcards can match (and the other way round for a sample)."""
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    pattern = schema["$defs"]["name"]["pattern"]
+    name, _ = wildcard_name_pattern()
+    for value in ("ok-name_1.0", "step0", "../x", "a/b", ".hidden", "-x", "a b"):
+        assert (re.search(pattern, value) is not None) == (re.fullmatch(name, value) is not None), value
