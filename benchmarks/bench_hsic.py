@@ -116,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     rel = np.abs(fv - dv) / np.abs(dv)
 
     threads = "as configured" if args.blas_threads is None else str(args.blas_threads)
-    print(f"m={args.m} d={args.d} L={L} seed={args.seed} repeats={args.repeats} (best time of each piece), "
-          f"BLAS threads: {threads}, 1-min load average: {os.getloadavg()[0]:.1f}")
+    print(
+        f"m={args.m} d={args.d} L={L} seed={args.seed} repeats={args.repeats} (best time of each piece), "
+        f"BLAS threads: {threads}, 1-min load average: {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'seconds':<34}{'wall':>10}{'cpu':>10}")
     rows = [
         ("direct, per cell", direct_cell),

@@ -17,13 +17,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 import hub_cache
 
-REPO = Path(__file__).resolve().parents[1]
-# The workflow under test; overridable only to try a patched Snakefile by hand.
-SNAKEFILE = Path(os.environ.get("TRUSTTRACE_SNAKEFILE", REPO / "Snakefile"))
+from conftest import run_workflow
+
 PYTHIA, LLAMA, DUPLICATE = "fake-org/pythia-tiny", "fake-org/llama-tiny", "fake-org/pythia-dup"
 
 
@@ -269,25 +267,7 @@ def hf_config(models: dict) -> dict:
 
 
 def snakemake(workdir: Path, config: dict, home: Path, *targets: str, check: bool = True):
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=hub_cache.offline_env(home))
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-4000:]}")
-    return result
+    return run_workflow(workdir, config, "--cores", "2", *targets, env=hub_cache.offline_env(home), check=check)
 
 
 @pytest.mark.workflow

@@ -69,9 +69,7 @@ def test_gaussian_kernel_matches_definition():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((7, 3)) * 20
     K = mi.gaussian_kernel(A, sigma=2.0)
-    expected = np.array(
-        [[np.exp(-np.sum((a - b) ** 2) / (2 * 2.0**2 * 3)) for b in A] for a in A]
-    )
+    expected = np.array([[np.exp(-np.sum((a - b) ** 2) / (2 * 2.0**2 * 3)) for b in A] for a in A])
     assert K.shape == (7, 7)
     np.testing.assert_allclose(K, expected, rtol=1e-12)
     assert np.all(np.diag(K) == 1.0)
@@ -158,6 +156,18 @@ def test_threaded_kernel_passes_match_inline(monkeypatch, median):
     np.testing.assert_allclose(threaded, inline, rtol=RTOL)  # summation order differs; sharp kernels amplify it
     if not median:
         assert _rel(threaded[0], mi.nhsic_direct(X, T)) <= RTOL
+
+
+def test_kernel_threads_respect_the_job_thread_budget(monkeypatch):
+    monkeypatch.setattr(mi.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert mi._workers() == mi.MAX_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert mi._workers() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert mi._workers() == 2
 
 
 def test_median_heuristic_matches_direct_with_per_representation_sigma():

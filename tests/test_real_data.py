@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-SNAKEFILE = Path(os.environ.get("TRUSTTRACE_SNAKEFILE", REPO / "Snakefile"))
+from conftest import REPO, SHARED_DATASETS as DATASETS, SNAKEFILE, run_workflow
+
 DIMENSIONS = ["reliability", "privacy", "toxicity", "fairness", "robustness"]
 MAX_SAMPLES = 80
 LAYERS = range(3)  # the tiny model's 2 blocks: hidden states 0..2
@@ -192,7 +191,6 @@ def real_run(tmp_path_factory):
     }
     assert sorted(config["dimensions"]) == sorted(DIMENSIONS)
     workdir = tmp_path_factory.mktemp("real_data")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     model = next(iter(config["models"]))
     checkpoints = [c["name"] for c in config["models"][model]["checkpoints"]]
     targets = [
@@ -203,27 +201,7 @@ def real_run(tmp_path_factory):
     ]
     if aggregation_defined():
         targets.append("results/tables/metrics.parquet")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(SNAKEFILE),
-            "-d",
-            str(workdir),
-            "--configfile",
-            str(workdir / "config.yaml"),
-            "--cores",
-            "2",
-            *targets,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1"},
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-4000:]}")
+    run_workflow(workdir, config, "--cores", "2", *targets)
     return workdir, model, checkpoints
 
 

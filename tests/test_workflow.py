@@ -4,34 +4,23 @@ incremental planning, and failures that leave finished work alone."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, run_workflow
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
 
 
 def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [*SNAKEMAKE, "--configfile", str(config_path), "-d", str(workdir), *args],
-        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+    return run_workflow(workdir, config, *args, check=check)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -37,7 +37,7 @@ and two OpenBLAS thread pools alternating in one process spin against each other
 2-core machine). The direct reference functions use NumPy (``np.linalg.inv``) as the paper-literal baseline.
 Multi-threaded OpenBLAS Cholesky/inverse degrade badly when the cores are oversubscribed (other jobs running):
 give MI jobs as many BLAS threads as cores they own (``OPENBLAS_NUM_THREADS``). The O(m^2) kernel passes run on
-up to ``MAX_THREADS`` Python threads (NumPy releases the GIL).
+up to ``MAX_THREADS`` Python threads (NumPy releases the GIL), never more than that thread budget.
 
 Better estimators reported beside the paper's: the same normalized HSIC with sigma from the median heuristic
 (``median_heuristic_sigma``, one sigma per representation), and linear CKA (Kornblith et al. 2019). Note: with
@@ -138,7 +138,9 @@ def _check_params(sigma: float, lambda_factor: float) -> tuple[float, float]:
     try:
         sigma, lambda_factor = float(sigma), float(lambda_factor)
     except (TypeError, ValueError):
-        raise TrustTraceError(f"mi: sigma and lambda_factor must be numbers, got {sigma!r} and {lambda_factor!r}") from None
+        raise TrustTraceError(
+            f"mi: sigma and lambda_factor must be numbers, got {sigma!r} and {lambda_factor!r}"
+        ) from None
     if not (np.isfinite(sigma) and sigma > 0):
         raise TrustTraceError(f"mi: sigma must be a finite number > 0, got {sigma!r}")
     if not (np.isfinite(lambda_factor) and lambda_factor > 0):
@@ -240,10 +242,17 @@ def nhsic_direct(
 
 
 def _workers() -> int:
+    """Threads for the elementwise kernel passes: the CPUs this process may use, capped by MAX_THREADS and by a
+    thread budget the job was given through OPENBLAS_NUM_THREADS / OMP_NUM_THREADS (Snakemake sets these to the
+    rule's ``threads``), so a 1-thread job stays on one core."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         n = os.cpu_count() or 1
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            n = min(n, int(value))
     return max(1, min(MAX_THREADS, n))
 
 
@@ -279,9 +288,7 @@ def _zero_upper_of_diag_block(G: np.ndarray, a: int, b: int, strict: bool) -> No
     np.multiply(blk, _lower_mask(b - a, strict), out=blk)
 
 
-def _centered_kernel_fast(
-    A: np.ndarray, sigma: float | None, name: str, out: np.ndarray | None = None
-) -> np.ndarray:
+def _centered_kernel_fast(A: np.ndarray, sigma: float | None, name: str, out: np.ndarray | None = None) -> np.ndarray:
     """Lower triangle of ``S = H (K - 11^T) H`` (Fortran order, m x m, strict upper triangle exactly 0) for
     ``K = exp(-D / (2 sigma^2 d))``; ``sigma=None``: median heuristic (``2 sigma^2 d`` = median positive D).
 
@@ -354,10 +361,14 @@ class _DenseSide:
         A[diag] += lam
         c, info = _lapack.dpotrf(A, lower=1, overwrite_a=1, clean=0)
         if info != 0:
-            raise TrustTraceError(f"mi: Cholesky of the centered kernel + lambda I failed (info={info}); increase lambda_factor")
+            raise TrustTraceError(
+                f"mi: Cholesky of the centered kernel + lambda I failed (info={info}); increase lambda_factor"
+            )
         P, info = _lapack.dpotri(c, lower=1, overwrite_c=1)
         if info != 0:
-            raise TrustTraceError(f"mi: inverse of the centered kernel + lambda I failed (info={info}); increase lambda_factor")
+            raise TrustTraceError(
+                f"mi: inverse of the centered kernel + lambda I failed (info={info}); increase lambda_factor"
+            )
         # P = (S + lambda I)^{-1}, lower triangle, strict upper 0 (potrf/potri leave it untouched).
         # Rs = S P: off-diagonal entries are exactly -lambda P_ij; the diagonal (S P)_ii = sum_k S_ik P_ik is a
         # row dot product (so small diagonal entries keep full relative precision), from the lower triangles:
@@ -482,7 +493,9 @@ class NormalizedHSIC:
         S[np.diag_indices_from(S)] += self.lam
         c, info = _lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
         if info != 0:
-            raise TrustTraceError(f"mi: Cholesky of T's centered kernel + lambda I failed (info={info}); increase lambda_factor")
+            raise TrustTraceError(
+                f"mi: Cholesky of T's centered kernel + lambda I failed (info={info}); increase lambda_factor"
+            )
         out = {}
         for k, s in lowrank.items():
             PZ, info = _lapack.dpotrs(c, s.Z, lower=1)

@@ -13,8 +13,12 @@ Inputs per cell are ``X_train`` (n_train, d), ``y_train`` (n_train,) in {0, 1}, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 from trusttrace.errors import DegenerateCellError, TrustTraceError
 
