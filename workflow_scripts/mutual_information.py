@@ -34,7 +34,14 @@ for layer in available_layers(shards):
         representations[layer] = standardized_rows(layer)
     except DegenerateCellError as error:
         degenerate[layer] = error
-metrics = mi_metrics(X, representations, y[rows], sigma=settings["sigma"], lambda_factor=settings["lambda_factor"])
+metrics = mi_metrics(
+    X,
+    representations,
+    y[rows],
+    sigma=settings["sigma"],
+    lambda_factor=settings["lambda_factor"],
+    median_lambda_factor=settings["median_lambda_factor"],
+)
 
 
 def layer_metrics(layer):
