@@ -72,3 +72,15 @@ def tiny_model(tiny_checkpoint_dir):
     from trusttrace.models import load_model_and_tokenizer
 
     return load_model_and_tokenizer(str(tiny_checkpoint_dir))
+
+
+def tiny_workflow(tmp_path_factory) -> Path:
+    """The whole workflow on tests/configs/tiny.yaml, run once per test session and shared by the tests that only
+    read its outputs (a test that changes them works on a copy)."""
+    workdir = tmp_path_factory.getbasetemp() / "tiny_workflow"
+    done = workdir / ".tiny_workflow_done"
+    if not done.is_file():
+        config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+        run_workflow(workdir, config, "--cores", "2")
+        done.write_text("ok\n")
+    return workdir

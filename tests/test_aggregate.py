@@ -33,7 +33,7 @@ from trusttrace.aggregate import (
 from trusttrace.errors import TrustTraceError
 from trusttrace.summary import earliest_separable, summary_markdown
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, tiny_workflow  # noqa: E402
 MODEL = "toy"
 STEPS = [0, 1, 4, 16, 64, 256, 1000, 4000]
 LAYERS = [0, 1, 2, 3]
@@ -420,26 +420,14 @@ def test_plots_do_not_import_torch():
 
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def snakemake_command(workdir: Path, *extra: str) -> list[str]:
+    """A command on the shared tiny run (its config.yaml is the one it was run with)."""
     return [
-        str(SNAKEMAKE), "--cores", "2", "--configfile", str(TINY_CONFIG), "-d", str(workdir), "-s", str(REPO / "Snakefile"),
-        *extra,
+        str(SNAKEMAKE), "--cores", "2", "--configfile", str(workdir / "config.yaml"), "-d", str(workdir),
+        "-s", str(REPO / "Snakefile"), *extra,
     ]
-
-
-def tiny_workflow(tmp_path_factory) -> Path:
-    """Run the whole workflow on tests/configs/tiny.yaml once per test session (shared with test_report.py)."""
-    workdir = tmp_path_factory.getbasetemp() / "tiny_workflow"
-    done = workdir / ".tiny_workflow_done"
-    if not done.is_file():
-        workdir.mkdir(exist_ok=True)
-        run = subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=1200)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
-        done.write_text("ok\n")
-    return workdir
 
 
 def dry_run_jobs(workdir: Path, *extra: str) -> dict[str, int]:

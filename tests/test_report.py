@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_aggregate import snakemake_command, tiny_workflow
+from conftest import tiny_workflow
+from test_aggregate import snakemake_command
 
 pytestmark = pytest.mark.workflow
 

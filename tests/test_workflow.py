@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, run_workflow
+from conftest import REPO, run_workflow, tiny_workflow
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
@@ -32,9 +32,7 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    run_snakemake(workdir, TINY, "--cores", "2")
-    return workdir
+    return tiny_workflow(tmp_path_factory)
 
 
 def test_every_cell_is_written(finished_run):

@@ -18,8 +18,7 @@ output.mkdir(parents=True, exist_ok=True)
 def build_and_save(layer):
     X_train, y_train, _, _ = train_test(read_shard(smk.input[0], layer))
     vector, info = steering_vector(X_train, y_train, smk.params.trustworthy_label)
-    metadata = {key: str(value) for key, value in {**smk.params.cell, "layer": layer, **info}.items()}
-    save_vectors(output / f"layer={layer}.safetensors", {layer: vector}, metadata)
+    save_vectors(output / f"layer={layer}.safetensors", {layer: vector}, {**smk.params.cell, "layer": layer, **info})
     return info
 
 

@@ -67,7 +67,8 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     ['pretrain', 'hf', 'local']``. ``oneOf`` failures are reported through their most relevant branch.
     """
     drop_null_overrides(config)
-    for name, spec in (config.get("dimensions") or {}).items():
+    dimensions = config.get("dimensions")
+    for name, spec in (dimensions.items() if isinstance(dimensions, dict) else ()):
         if isinstance(spec, dict) and "csv" in spec and "demo" in spec:
             raise TrustTraceError(
                 f"config error at dimensions.{name}: both csv and demo are set (Snakemake merges config files key "

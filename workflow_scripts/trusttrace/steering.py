@@ -44,10 +44,15 @@ def steering_vector(X: np.ndarray, y: np.ndarray, trustworthy_label: int) -> tup
     return (direction * scale).astype(np.float32), info
 
 
-def save_vectors(path: str | Path, vectors: dict[int, np.ndarray], metadata: dict[str, str]) -> None:
+def save_vectors(path: str | Path, vectors: dict[int, np.ndarray], metadata: dict) -> None:
+    """Vectors under ``layer=<k>`` keys; the metadata as one sorted-JSON entry (safetensors keeps metadata in a
+    hash map, so several entries would be written in a different order each run)."""
+    import json
+
     from safetensors.numpy import save_file
 
-    save_file({f"layer={k}": np.ascontiguousarray(v) for k, v in vectors.items()}, str(path), metadata=metadata)
+    tensors = {f"layer={k}": np.ascontiguousarray(v) for k, v in vectors.items()}
+    save_file(tensors, str(path), metadata={"trusttrace": json.dumps(metadata, sort_keys=True, default=str)})
 
 
 def load_vectors(path: str | Path) -> dict[int, np.ndarray]:
