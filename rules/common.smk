@@ -18,6 +18,10 @@ try:
     tt_config.check_config(config)
 except TrustTraceError as error:
     raise WorkflowError(str(error)) from None
+# Params are compared by repr, key order included: sorted keys make reordering a config file harmless.
+canonical_config = tt_config.sorted_mappings(config)
+config.clear()
+config.update(canonical_config)
 
 
 NAME = "[A-Za-z0-9][A-Za-z0-9._-]*"

@@ -93,3 +93,12 @@ def test_local_checkpoint_must_exist(default_config, tmp_path, tiny_checkpoint_d
     config["layers"] = [0, 3]
     with pytest.raises(TrustTraceError, match=r"layers: \[3\] out of range for models\.mine \(hidden states 0\.\.2\)"):
         validated(config)
+
+
+def test_sorted_mappings_make_key_order_irrelevant():
+    from trusttrace.config import sorted_mappings
+
+    a = {"b": {"y": 1, "x": [{"q": 1, "p": 2}]}, "a": 0}
+    b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
+    assert repr(sorted_mappings(a)) == repr(sorted_mappings(b))
+    assert sorted_mappings({"l": [3, 1, 2]})["l"] == [3, 1, 2]  # lists (checkpoint order) are kept

@@ -88,6 +88,19 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
+def sorted_mappings(value: Any) -> Any:
+    """The same structure with every mapping's keys sorted (list order kept).
+
+    Snakemake compares a job's params by their repr, key order included: with sorted keys, reordering the keys
+    of a config file (or writing it with another YAML dumper) never reruns a job.
+    """
+    if isinstance(value, dict):
+        return {key: sorted_mappings(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_mappings(item) for item in value]
+    return value
+
+
 def load_config_file(path: str | Path) -> dict:
     """Read and validate a YAML config file (used by tests and tools; the Snakefile gets its config from Snakemake)."""
     with open(path) as handle:
