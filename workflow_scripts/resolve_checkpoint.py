@@ -1,11 +1,11 @@
 """Rule resolve_checkpoint: where a checkpoint's files are, its commit, weight hash and layer count."""
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
+from trusttrace.config import layer_count  # noqa: E402
 from trusttrace.errors import TrustTraceError  # noqa: E402
 from trusttrace.io import setup_job_logging, write_json  # noqa: E402
 from trusttrace.models import checkpoint_location, checkpoint_record, resolve_checkpoint_files  # noqa: E402
@@ -19,9 +19,7 @@ directory, commit = resolve_checkpoint_files(
     location, revision, model_name=smk.wildcards.model, allow_pickle_weights=spec["allow_pickle_weights"]
 )
 record = checkpoint_record(directory, commit)
-model_config = json.loads((Path(directory) / "config.json").read_text())
-text_config = model_config.get("text_config", model_config)
-num_layers = next((text_config[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if k in text_config), None)
+num_layers = layer_count(Path(directory) / "config.json")
 if num_layers is None:
     raise TrustTraceError(f"{directory}/config.json: no num_hidden_layers; cannot tell the layer count")
 where = f"model {smk.wildcards.model!r} checkpoint {name!r}"

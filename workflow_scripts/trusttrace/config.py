@@ -154,11 +154,17 @@ def known_num_layers(config: dict, model: str) -> int | None:
         first = local_checkpoint_dir(config, model, spec["checkpoints"][0]["name"])
         config_json = Path(first) / "config.json"
         if config_json.is_file():
-            model_config = json.loads(config_json.read_text())
-            text_config = model_config.get("text_config", model_config)
-            for key in ("num_hidden_layers", "n_layer", "num_layers"):
-                if key in text_config:
-                    return int(text_config[key])
+            return layer_count(config_json)
+    return None
+
+
+def layer_count(config_json: str | Path) -> int | None:
+    """Number of transformer blocks a model's config.json declares (multimodal configs: their text part)."""
+    model_config = json.loads(Path(config_json).read_text())
+    text_config = model_config.get("text_config", model_config)
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in text_config:
+            return int(text_config[key])
     return None
 
 
