@@ -112,7 +112,17 @@ def read_shard(directory: str | Path, layer: int, verify: bool = True) -> dict[s
     }
 
 
+SPLITS = ("train", "validation", "test")
+
+
+def split_arrays(shard: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of the rows of one split (``train``, ``validation`` or ``test``), in shard order."""
+    if split not in SPLITS:
+        raise TrustTraceError(f"unknown split {split!r} (one of {SPLITS})")
+    rows = shard["split"] == split
+    return shard["activation"][rows], shard["label"][rows]
+
+
 def train_test(shard: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test) of a shard, rows in shard order."""
-    train = shard["split"] == "train"
-    return shard["activation"][train], shard["label"][train], shard["activation"][~train], shard["label"][~train]
+    """(X_train, y_train, X_test, y_test) of a shard, rows in shard order; validation rows are in neither."""
+    return (*split_arrays(shard, "train"), *split_arrays(shard, "test"))
