@@ -80,9 +80,37 @@ rule aggregate_pretrain_loss:
         "../workflow_scripts/aggregate_pretrain_loss.py"
 
 
-rule aggregate_summary:
-    """results/summary.md: earliest separable checkpoint, phase boundary and best steering per dimension."""
+rule aggregate_findings:
+    """results/tables/findings: per model x dimension, separability, best probe, controls, phases, steering."""
     input:
+        metrics=f"{TABLES}/metrics.parquet",
+        phases=f"{TABLES}/phases.parquet",
+    output:
+        parquet=f"{TABLES}/findings.parquet",
+        csv=report(
+            f"{TABLES}/findings.csv",
+            caption="../report/findings.rst",
+            category="Overview",
+            subcategory="Tables",
+            labels={"table": "findings"},
+        ),
+    log:
+        "logs/aggregate_findings/aggregate_findings.log",
+    benchmark:
+        "benchmarks/out/aggregate_findings/aggregate_findings.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    params:
+        ci_level=config["probe"]["ci_level"],
+    script:
+        "../workflow_scripts/aggregate_findings.py"
+
+
+rule aggregate_summary:
+    """results/summary.md rendered from the findings table: one section per model x dimension."""
+    input:
+        findings=f"{TABLES}/findings.parquet",
         metrics=f"{TABLES}/metrics.parquet",
         phases=f"{TABLES}/phases.parquet",
         degenerate=f"{TABLES}/degenerate_cells.parquet",
@@ -101,6 +129,8 @@ rule aggregate_summary:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    params:
+        ci_level=config["probe"]["ci_level"],
     script:
         "../workflow_scripts/aggregate_summary.py"
 

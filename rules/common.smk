@@ -184,6 +184,8 @@ def aggregate_targets():
         f"{TABLES}/degenerate_cells.parquet",
         f"{TABLES}/phases.parquet",
         f"{TABLES}/phases.csv",
+        f"{TABLES}/findings.parquet",
+        f"{TABLES}/findings.csv",
         "results/summary.md",
     ]
     if pretrain_models():

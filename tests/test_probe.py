@@ -10,25 +10,31 @@ import pytest
 from trusttrace.errors import TrustTraceError
 from trusttrace.probe import (
     ProbeSettings,
-    bootstrap_accuracy_ci,
+    majority_baseline,
     mass_mean_accuracy,
     probe_metrics,
     standardize,
     v_information_bits,
     validate_probe_inputs,
+    wilson_interval,
 )
 
 KEYS = {
     "accuracy",
     "accuracy_ci_low",
     "accuracy_ci_high",
-    "control_accuracy",
-    "selectivity",
+    "ci_method",
+    "ci_level",
+    "majority_baseline",
+    "validation_accuracy",
+    "permuted_label_accuracy",
+    "accuracy_above_permuted",
     "mass_mean_accuracy",
     "v_information_bits",
     "h_y_bits",
     "probe_cross_entropy_bits",
     "n_train",
+    "n_validation",
     "n_test",
     "n_features",
     "n_constant_features",
@@ -69,16 +75,17 @@ def test_separated_gaussians_known_answers(separated):
     assert m["v_information_bits"] > 0.8
     assert m["v_information_bits"] <= m["h_y_bits"] + 1e-12
     assert m["v_information_bits"] == pytest.approx(m["h_y_bits"] - m["probe_cross_entropy_bits"])
-    assert abs(m["control_accuracy"] - 0.5) < 0.15
-    assert m["selectivity"] > 0.3
-    assert m["selectivity"] == pytest.approx(m["accuracy"] - m["control_accuracy"])
+    assert abs(m["permuted_label_accuracy"] - 0.5) < 0.15
+    assert m["accuracy_above_permuted"] > 0.3
+    assert m["accuracy_above_permuted"] == pytest.approx(m["accuracy"] - m["permuted_label_accuracy"])
     assert (m["n_train"], m["n_test"], m["n_features"], m["n_constant_features"]) == (400, 400, 20, 0)
 
 
 def test_result_is_plain_json_types(separated):
     _, m = separated
     for key, value in m.items():
-        assert type(value) in (float, int), (key, type(value))
+        expected = {"ci_method": (str,), "validation_accuracy": (type(None),)}.get(key, (float, int))
+        assert type(value) in expected, (key, type(value))
     assert json.loads(json.dumps(m)) == m
 
 
@@ -88,7 +95,7 @@ def test_shuffled_labels_at_chance():
     assert abs(m["accuracy"] - 0.5) < 0.15
     assert abs(m["mass_mean_accuracy"] - 0.5) < 0.15
     assert m["v_information_bits"] <= 0.05
-    assert abs(m["selectivity"]) < 0.2
+    assert abs(m["accuracy_above_permuted"]) < 0.2
 
 
 def test_deterministic_for_seed_and_seed_matters(separated):
@@ -96,11 +103,8 @@ def test_deterministic_for_seed_and_seed_matters(separated):
     assert probe_metrics(*data, ProbeSettings(seed=0)) == m
     other = probe_metrics(*data, ProbeSettings(seed=1))
     assert other["accuracy"] == m["accuracy"]  # lbfgs fit does not depend on the seed
-    assert (other["accuracy_ci_low"], other["accuracy_ci_high"], other["control_accuracy"]) != (
-        m["accuracy_ci_low"],
-        m["accuracy_ci_high"],
-        m["control_accuracy"],
-    )
+    assert (other["accuracy_ci_low"], other["accuracy_ci_high"]) == (m["accuracy_ci_low"], m["accuracy_ci_high"])
+    assert other["permuted_label_accuracy"] != m["permuted_label_accuracy"]  # the permutation does
 
 
 def test_does_not_import_torch():
@@ -143,10 +147,10 @@ def test_probe_metrics_counts_constant_columns():
     X_train, y_train, X_test, y_test = gaussians(n_train=200, n_test=100, d=10)
     X_train[:, :3] = 1.0
     X_test[:, :3] = 1.0
-    m = probe_metrics(X_train, y_train, X_test, y_test, ProbeSettings(n_bootstrap=200))
+    m = probe_metrics(X_train, y_train, X_test, y_test, ProbeSettings())
     assert m["n_constant_features"] == 3
     assert m["n_features"] == 10
-    assert np.isfinite(list(m.values())).all()
+    assert np.isfinite([v for v in m.values() if isinstance(v, (int, float))]).all()
 
 
 def test_all_constant_features_raise():
@@ -158,48 +162,59 @@ def test_all_constant_features_raise():
         probe_metrics(X_train, y_train, X_train[:6], y_train[:6])
 
 
-# ---- bootstrap -----------------------------------------------------------------------------------------------
+# ---- Wilson interval and majority baseline ------------------------------------------------------------------
 
 
-def test_bootstrap_ci_shrinks_with_n_and_is_seeded():
-    def ci(n):
-        correct = np.arange(n) % 5 != 0  # accuracy 0.8
-        return bootstrap_accuracy_ci(correct, 1000, 0.95, seed=0)
-
-    small, large = ci(100), ci(10_000)
-    assert small[0] < 0.8 < small[1] and large[0] < 0.8 < large[1]
-    assert (large[1] - large[0]) < 0.2 * (small[1] - small[0])
-    # normal approximation: half-width ~ 1.96 * sqrt(0.8 * 0.2 / n)
-    assert (small[1] - small[0]) / 2 == pytest.approx(1.96 * np.sqrt(0.16 / 100), rel=0.15)
-    assert ci(100) == small
-    assert bootstrap_accuracy_ci(np.arange(100) % 5 != 0, 1000, 0.95, seed=1) != small
-    assert all(type(v) is float for v in small)
+def test_wilson_interval_textbook_values():
+    # Hand-computed: p = 0.8, n = 100, z = 1.959964: centre 0.7896, half-width 0.0780.
+    low, high = wilson_interval(80, 100, 0.95)
+    assert low == pytest.approx(0.7112, abs=1e-4) and high == pytest.approx(0.8666, abs=1e-4)
+    # At accuracy 1 the interval does not collapse: n / (n + z^2).
+    low, high = wilson_interval(80, 80, 0.95)
+    assert high == 1.0 and low == pytest.approx(80 / (80 + 1.959964**2), abs=1e-6)
+    low, high = wilson_interval(0, 50, 0.95)
+    assert low == 0.0 and 0.05 < high < 0.09
 
 
-def test_bootstrap_ci_degenerate_and_level():
-    assert bootstrap_accuracy_ci(np.ones(50, bool), 100, 0.95, 0) == (1.0, 1.0)
-    correct = np.arange(400) % 4 != 0
-    lo90, hi90 = bootstrap_accuracy_ci(correct, 2000, 0.90, 0)
-    lo99, hi99 = bootstrap_accuracy_ci(correct, 2000, 0.99, 0)
+def test_wilson_interval_coverage_is_nominal():
+    """Over many binomial draws the 95% interval covers the true rate ~95% of the time (n = 80, p = 0.9)."""
+    rng = np.random.default_rng(0)
+    draws = rng.binomial(80, 0.9, size=4000)
+    covered = np.mean([lo <= 0.9 <= hi for lo, hi in (wilson_interval(int(k), 80) for k in draws)])
+    assert 0.93 <= covered <= 0.975
+
+
+def test_wilson_interval_level_and_bad_input():
+    lo90, hi90 = wilson_interval(300, 400, 0.90)
+    lo99, hi99 = wilson_interval(300, 400, 0.99)
     assert hi99 - lo99 > hi90 - lo90
+    for args, match in [((5, 0), "n >= 1"), ((6, 5), "n_correct"), ((1, 5, 1.0), "level")]:
+        with pytest.raises(TrustTraceError, match=match):
+            wilson_interval(*args)
 
 
-@pytest.mark.parametrize(
-    "args, match",
-    [
-        ((np.zeros((3, 2), bool), 10, 0.95, 0), "1-D"),
-        ((np.zeros(0, bool), 10, 0.95, 0), "non-empty"),
-        ((np.ones(5, bool), 0, 0.95, 0), "n_bootstrap"),
-        ((np.ones(5, bool), 10, 1.0, 0), "level"),
-        ((np.array([0, 2, 1]), 10, 0.95, 0), "boolean"),
-    ],
-)
-def test_bootstrap_bad_input(args, match):
-    with pytest.raises(TrustTraceError, match=match):
-        bootstrap_accuracy_ci(*args)
+def test_majority_baseline_is_the_constant_predictor():
+    y = np.array([1] * 558 + [0] * 442)  # ToxiGen-like imbalance
+    assert majority_baseline(y) == pytest.approx(0.558)
+    assert majority_baseline(1 - y) == pytest.approx(0.558)
 
 
-# ---- mass-mean and V-information -----------------------------------------------------------------------------
+def test_imbalanced_noise_is_not_separable_against_majority_baseline():
+    """A signal-free probe on 70/30 labels can beat 0.5 by predicting the majority; against the majority
+    baseline its CI low bound stays below (the bug of comparing to 0.5)."""
+    rng = np.random.default_rng(3)
+    y_train = (rng.random(600) < 0.7).astype(int)
+    y_test = (rng.random(200) < 0.7).astype(int)
+    m = probe_metrics(rng.normal(size=(600, 10)), y_train, rng.normal(size=(200, 10)), y_test)
+    assert m["accuracy_ci_low"] > 0.5 or m["accuracy"] > 0.6  # looks "separable" against 0.5
+    assert m["accuracy_ci_low"] < m["majority_baseline"]
+
+
+def test_validation_accuracy_reported_when_given(separated):
+    (X_train, y_train, X_test, y_test), _ = separated
+    m = probe_metrics(X_train, y_train, X_test, y_test, ProbeSettings(), X_test[:100], y_test[:100])
+    assert m["n_validation"] == 100 and m["validation_accuracy"] > 0.95
+    assert m["accuracy"] == probe_metrics(X_train, y_train, X_test, y_test)["accuracy"]
 
 
 def test_mass_mean_hand_example():
@@ -323,7 +338,7 @@ def test_validation_errors(name, match):
 
 def test_min_rows_per_class_is_configurable():
     data = _case("too_few_rows")
-    m = probe_metrics(*data, ProbeSettings(min_rows_per_class=4, n_bootstrap=100))
+    m = probe_metrics(*data, ProbeSettings(min_rows_per_class=4))
     assert m["n_train"] == 20
 
 
@@ -332,7 +347,7 @@ def test_min_rows_per_class_is_configurable():
     [
         ({"C": 0.0}, "C="),
         ({"max_iter": 0}, "max_iter"),
-        ({"n_bootstrap": 0}, "n_bootstrap"),
+        ({"ci_level": 1.0}, "ci_level"),
         ({"ci_level": 1.5}, "ci_level"),
         ({"min_rows_per_class": 0}, "min_rows_per_class"),
         ({"seed": -1}, "seed"),

@@ -1,4 +1,4 @@
-"""Rule aggregate_summary: tables -> results/summary.md (key findings per model x dimension)."""
+"""Rule aggregate_summary: findings (+ metrics, phases, degenerate cells) -> results/summary.md."""
 
 import sys
 from pathlib import Path
@@ -12,7 +12,8 @@ from trusttrace.summary import summary_markdown  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_job_logging(smk.log[0])
+tables = {name: pd.read_parquet(path) for name, path in smk.input.items()}
 text = summary_markdown(
-    pd.read_parquet(smk.input.metrics), pd.read_parquet(smk.input.phases), pd.read_parquet(smk.input.degenerate)
+    tables["findings"], tables["metrics"], tables["phases"], tables["degenerate"], ci_level=smk.params.ci_level
 )
 Path(smk.output[0]).write_text(text)

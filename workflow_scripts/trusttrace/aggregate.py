@@ -29,8 +29,12 @@ from trusttrace.errors import TrustTraceError
 # The metrics each analysis contributes (other keys in a cell file are the cell's keys or its settings).
 PROBE_METRICS = (
     "accuracy",
-    "control_accuracy",
-    "selectivity",
+    "validation_accuracy",
+    "majority_baseline",
+    "permuted_label_accuracy",
+    "accuracy_above_permuted",
+    "n_test",
+    "n_validation",
     "mass_mean_accuracy",
     "v_information_bits",
     "h_y_bits",

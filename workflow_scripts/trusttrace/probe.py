@@ -4,10 +4,15 @@ Inputs per cell are ``X_train`` (n_train, d), ``y_train`` (n_train,) in {0, 1}, 
 ``y_test`` (n_test,). Everything here is numpy + scikit-learn only (no torch), so per-cell jobs start fast.
 
 * ``standardize`` scales features with the TRAIN split's mean and std (constant columns become 0).
-* ``probe_metrics`` fits an L2 logistic-regression probe (lbfgs), reports test accuracy with a seeded percentile
-  bootstrap CI, a control task (same probe on permuted train labels; Hewitt & Liang 2019) and the selectivity
-  ``accuracy - control_accuracy``, a mass-mean probe (difference of class means; Marks & Tegmark 2023), and the
-  predictive V-information ``H(Y) - CE`` in bits (Xu et al. 2020; Choi et al. 2023) estimated on the test split.
+* ``probe_metrics`` fits an L2 logistic-regression probe (lbfgs) on the train split and reports:
+  ``validation_accuracy`` (the number layers are chosen on; never reported as a finding), test ``accuracy`` with a
+  Wilson score interval (exact enough at every n and never [1, 1] at accuracy 1), the ``majority_baseline`` (the
+  test split's majority-class rate: what a constant predictor scores), ``permuted_label_accuracy`` (a negative
+  control: the same probe trained on permuted train labels and scored on the true test labels; it sits at chance
+  by construction, so a value far from it flags a leak or a bug. It is *not* Hewitt & Liang's control task, which
+  assigns random labels per word type), ``accuracy_above_permuted`` (``accuracy - permuted_label_accuracy``), a
+  mass-mean probe (difference of class means; Marks & Tegmark 2023), and the predictive V-information
+  ``H(Y) - CE`` in bits (Xu et al. 2020) estimated on the test split.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from trusttrace.errors import DegenerateCellError, TrustTraceError
 __all__ = [
     "ProbeSettings",
     "standardize",
-    "bootstrap_accuracy_ci",
+    "wilson_interval",
+    "majority_baseline",
     "mass_mean_accuracy",
     "v_information_bits",
     "validate_probe_inputs",
     "probe_metrics",
+    "probe_cell",
 ]
 
 _PROB_CLIP = 1e-12
@@ -39,11 +46,10 @@ _PROB_CLIP = 1e-12
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """Knobs of the per-cell probe; ``seed`` drives the probe, the label permutation and the bootstrap."""
+    """Knobs of the per-cell probe; ``seed`` drives the probe and the label permutation."""
 
     C: float = 1.0
     max_iter: int = 1000
-    n_bootstrap: int = 1000
     ci_level: float = 0.95
     min_rows_per_class: int = 5
     seed: int = 0
@@ -53,8 +59,6 @@ class ProbeSettings:
             raise TrustTraceError(f"probe setting C={self.C!r} must be a positive finite number")
         if int(self.max_iter) != self.max_iter or self.max_iter < 1:
             raise TrustTraceError(f"probe setting max_iter={self.max_iter!r} must be an integer >= 1")
-        if int(self.n_bootstrap) != self.n_bootstrap or self.n_bootstrap < 1:
-            raise TrustTraceError(f"probe setting n_bootstrap={self.n_bootstrap!r} must be an integer >= 1")
         if not 0.0 < self.ci_level < 1.0:
             raise TrustTraceError(f"probe setting ci_level={self.ci_level!r} must lie strictly between 0 and 1")
         if int(self.min_rows_per_class) != self.min_rows_per_class or self.min_rows_per_class < 1:
@@ -101,31 +105,36 @@ def standardize(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np
     return Xs_train, Xs_test
 
 
-def bootstrap_accuracy_ci(correct: np.ndarray, n_bootstrap: int, level: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``correct`` ((n,) bool: test row classified right).
+def wilson_interval(n_correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``n_correct / n`` at confidence ``level``.
 
-    Resampling n rows with replacement from a 0/1 vector gives a number of correct rows that is exactly
-    Binomial(n, mean(correct)), so each resample's accuracy is drawn that way: same distribution as index
-    resampling, O(n_bootstrap) time and memory whatever n is. Seeded with ``numpy.random.default_rng(seed)``.
+    Unlike the percentile bootstrap (which collapses to [1, 1] at accuracy 1 and undercovers near 0 and 1), it
+    keeps a width of about z^2 / n at the edges: 80 of 80 correct gives [0.954, 1.0] at 95 %.
     """
-    correct = np.asarray(correct)
-    if correct.ndim != 1 or correct.size == 0:
-        raise TrustTraceError(f"bootstrap needs a non-empty 1-D array of correct flags, got shape {correct.shape}")
-    if correct.dtype != bool:
-        if not np.isin(correct, (0, 1)).all():
-            raise TrustTraceError("bootstrap correct flags must be boolean (or 0/1)")
-        correct = correct.astype(bool)
-    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 1:
-        raise TrustTraceError(f"bootstrap n_bootstrap={n_bootstrap!r} must be an integer >= 1")
+    from statistics import NormalDist
+
+    if int(n) != n or n < 1:
+        raise TrustTraceError(f"wilson_interval needs n >= 1 trials, got {n!r}")
+    if int(n_correct) != n_correct or not 0 <= n_correct <= n:
+        raise TrustTraceError(f"wilson_interval needs 0 <= n_correct <= n, got {n_correct!r} of {n}")
     if not 0.0 < level < 1.0:
-        raise TrustTraceError(f"bootstrap level={level!r} must lie strictly between 0 and 1")
-    n = correct.size
-    p_hat = float(correct.mean())
-    rng = np.random.default_rng(seed)
-    resampled = rng.binomial(n, p_hat, size=int(n_bootstrap)) / n
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(resampled, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+        raise TrustTraceError(f"wilson_interval level={level!r} must lie strictly between 0 and 1")
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = n_correct / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denominator
+    # Clip float round-off: at p = 0 or 1 one bound is exactly 0 or 1 mathematically.
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def majority_baseline(y: np.ndarray) -> float:
+    """Accuracy of the best constant predictor on ``y`` ((n,) 0/1): the majority-class rate."""
+    y = np.asarray(y)
+    if y.size == 0:
+        raise TrustTraceError("majority_baseline needs at least one label")
+    rate = float(np.mean(y == 1))
+    return max(rate, 1.0 - rate)
 
 
 def mass_mean_accuracy(Xs_train: np.ndarray, y_train: np.ndarray, Xs_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -270,11 +279,15 @@ def probe_metrics(
     X_test: np.ndarray,
     y_test: np.ndarray,
     settings: ProbeSettings = ProbeSettings(),
-) -> dict[str, float | int]:
+    X_validation: np.ndarray | None = None,
+    y_validation: np.ndarray | None = None,
+) -> dict[str, float | int | None]:
     """All per-cell probe metrics as a JSON-serialisable dict of plain floats/ints (see module docstring).
 
-    Deterministic for fixed inputs and ``settings.seed``: the probe uses ``random_state=seed``, the control-task
-    permutation ``default_rng((seed, 1))`` and the bootstrap ``default_rng(seed)``.
+    ``X_validation`` (n_val, d) / ``y_validation`` (n_val,): held-out train-side rows on which a layer is chosen;
+    without them (or with 0 rows) ``validation_accuracy`` is None and callers must correct for the layer search
+    some other way. Deterministic for fixed inputs and ``settings.seed``: the probe uses ``random_state=seed``, the
+    label permutation ``default_rng((seed, 1))``.
     """
     validate_probe_inputs(X_train, y_train, X_test, y_test, settings.min_rows_per_class)
     y_train = np.asarray(y_train).astype(np.int64)
@@ -286,25 +299,48 @@ def probe_metrics(
     p_test = _p_class1(clf, Xs_test)
     correct = clf.predict(Xs_test) == y_test
     accuracy = float(correct.mean())
-    ci_low, ci_high = bootstrap_accuracy_ci(correct, settings.n_bootstrap, settings.ci_level, settings.seed)
+    ci_low, ci_high = wilson_interval(int(correct.sum()), correct.size, settings.ci_level)
+
+    validation_accuracy, n_validation = None, 0
+    if X_validation is not None and len(X_validation):
+        y_validation = np.asarray(y_validation).astype(np.int64)
+        _, Xs_validation = standardize(X_train, X_validation)
+        validation_accuracy = float(np.mean(clf.predict(Xs_validation) == y_validation))
+        n_validation = int(len(y_validation))
 
     y_perm = np.random.default_rng((int(settings.seed), 1)).permutation(y_train)
-    control = _fit_probe(Xs_train, y_perm, settings)
-    control_accuracy = float(np.mean(control.predict(Xs_test) == y_test))
+    permuted = _fit_probe(Xs_train, y_perm, settings)
+    permuted_label_accuracy = float(np.mean(permuted.predict(Xs_test) == y_test))
 
     vinfo = v_information_bits(y_train, y_test, p_test)
     return {
         "accuracy": accuracy,
         "accuracy_ci_low": ci_low,
         "accuracy_ci_high": ci_high,
-        "control_accuracy": control_accuracy,
-        "selectivity": accuracy - control_accuracy,
+        "ci_method": "wilson",
+        "ci_level": float(settings.ci_level),
+        "majority_baseline": majority_baseline(y_test),
+        "validation_accuracy": validation_accuracy,
+        "permuted_label_accuracy": permuted_label_accuracy,
+        "accuracy_above_permuted": accuracy - permuted_label_accuracy,
         "mass_mean_accuracy": mass_mean_accuracy(Xs_train, y_train, Xs_test, y_test),
         "v_information_bits": float(vinfo["v_information_bits"]),
         "h_y_bits": float(vinfo["h_y_bits"]),
         "probe_cross_entropy_bits": float(vinfo["probe_cross_entropy_bits"]),
         "n_train": int(Xs_train.shape[0]),
+        "n_validation": n_validation,
         "n_test": int(Xs_test.shape[0]),
         "n_features": int(Xs_train.shape[1]),
         "n_constant_features": n_constant,
     }
+
+
+def probe_cell(shards_dir, layer: int, settings: ProbeSettings = ProbeSettings()) -> dict[str, float | int | None]:
+    """``probe_metrics`` of one layer's shard: fit on its train rows, choose on validation, report on test."""
+    from trusttrace.shards import read_shard, split_arrays
+
+    shard = read_shard(shards_dir, layer)
+    X_train, y_train = split_arrays(shard, "train")
+    X_validation, y_validation = split_arrays(shard, "validation")
+    X_test, y_test = split_arrays(shard, "test")
+    return probe_metrics(X_train, y_train, X_test, y_test, settings, X_validation, y_validation)

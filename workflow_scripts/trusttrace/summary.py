@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
-
-CHANCE = 0.5
 
 
 def checkpoint_label(checkpoint: str, step) -> str:
@@ -21,73 +18,100 @@ def checkpoint_label(checkpoint: str, step) -> str:
     return f"step {step}" if str(checkpoint) == f"step{step}" else f"{checkpoint} (step {step})"
 
 
-def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["checkpoint_index", "layer"], kind="stable")
+def _interval(value, low, high) -> str:
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def best_layer_per_checkpoint(metrics: pd.DataFrame, model: str, dimension: str) -> pd.DataFrame:
-    """For each checkpoint (in order) the layer with the highest probe accuracy (lowest layer on ties)."""
-    accuracy = metrics[(metrics["model"] == model) & (metrics["dimension"] == dimension) & (metrics["metric"] == "accuracy")]
-    if accuracy.empty:
-        return accuracy
-    accuracy = _ordered(accuracy)
-    best = accuracy.loc[accuracy.groupby("checkpoint_index", sort=True)["value"].idxmax()]
-    return best.sort_values("checkpoint_index")
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def earliest_separable(metrics: pd.DataFrame, model: str, dimension: str, chance: float = CHANCE) -> dict | None:
-    """First checkpoint whose best layer's accuracy CI lower bound exceeds chance; None if none does."""
-    best = best_layer_per_checkpoint(metrics, model, dimension)
-    separable = best[best["ci_low"] > chance]
-    if separable.empty:
-        return None
-    return separable.iloc[0].to_dict()
-
-
-def best_steering(metrics: pd.DataFrame, model: str, dimension: str, metric: str = "steering_margin_change") -> dict | None:
-    """The (source checkpoint, layer, alpha != 0) with the largest ``metric``; None without steering rows."""
-    rows = metrics[
-        (metrics["model"] == model)
-        & (metrics["dimension"] == dimension)
-        & (metrics["metric"] == metric)
-        & metrics["alpha"].notna()
-        & (metrics["alpha"] != 0)
+def _curve_line(curve: pd.DataFrame) -> str:
+    points = [
+        f"{checkpoint_label(r.checkpoint, r.step)}: {r.accuracy:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] L{int(r.layer)}"
+        + ("*" if r.separable else "")
+        for r in curve.itertuples()
     ]
-    if rows.empty or rows["value"].isna().all():
-        return None
-    return _ordered(rows).loc[lambda f: f["value"] == f["value"].max()].iloc[0].to_dict()
+    return "- selected-layer test accuracy by checkpoint (* = separable): " + "; ".join(points)
 
 
-def _format_ci(row: dict) -> str:
-    text = f"{row['value']:.3f}"
-    if row.get("ci_low") is not None and not pd.isna(row.get("ci_low")):
-        text += f" [95% CI {row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    return text
-
-
-def _phase_lines(phases: pd.DataFrame) -> list[str]:
-    mi = phases[phases["peak_value"].notna()]
-    if mi.empty:
-        return ["- I(X;T): no mutual-information cells"]
-    peaks = mi["peak_step"].dropna()
-    n = len(mi)
-    if len(peaks):
-        median = int(np.median(peaks))
-        spread = f"steps {int(peaks.min())}-{int(peaks.max())}" if peaks.min() != peaks.max() else "all at one step"
-        line = f"- phase boundary: I(X;T) peaks at step {median} (median over {n} layers; {spread})"
+def _probe_lines(finding: dict, curve: pd.DataFrame) -> list[str]:
+    if curve.empty:
+        return ["- probe: no probe cells"]
+    baseline = finding["majority_baseline"]
+    how = (
+        "layers chosen on the validation split"
+        if finding["selection"] == "validation"
+        else "no validation rows: layer chosen on test, interval Bonferroni-widened over the layers"
+    )
+    lines = [f"- majority baseline (test split) {baseline:.3f}; {how}"]
+    if _missing(finding["earliest_separable_checkpoint"]):
+        lines.append("- earliest separable checkpoint: none (no selected layer's interval above the baseline)")
     else:
-        line = f"- phase boundary: I(X;T) peaks at {mi['peak_checkpoint'].mode().iloc[0]} (most layers)"
-    lines = [line]
-    if mi["noise_scale"].isna().all():
-        lines.append(f"- compression: not tested (needs >= 4 checkpoints, have {int(mi['n_checkpoints'].max())})")
-        return lines
-    compressed = mi[mi["compression"]]
-    lines.append(f"- compression after the peak in {len(compressed)}/{n} layers (drop > 3x neighbour noise)")
-    if len(compressed):
-        top = compressed.loc[compressed["drop"].idxmax()]
         lines.append(
-            f"  - largest drop {top['drop']:.3f} nHSIC ({100 * top['relative_drop']:.0f}% of the peak) in layer "
-            f"{int(top['layer'])}, peak at {checkpoint_label(top['peak_checkpoint'], top['peak_step'])}"
+            f"- earliest separable checkpoint: "
+            f"{checkpoint_label(finding['earliest_separable_checkpoint'], finding['earliest_separable_step'])}, "
+            f"layer {int(finding['earliest_separable_layer'])}, accuracy "
+            + _interval(
+                finding["earliest_separable_accuracy"],
+                finding["earliest_separable_ci_low"],
+                finding["earliest_separable_ci_high"],
+            )
+        )
+    lines.append(
+        f"- best probe (chosen on validation): layer {int(finding['best_layer'])} at "
+        f"{checkpoint_label(finding['best_checkpoint'], finding['best_step'])}, test accuracy "
+        + _interval(finding["best_accuracy"], finding["best_accuracy_ci_low"], finding["best_accuracy_ci_high"])
+    )
+    lines.append(_curve_line(curve))
+    if not _missing(finding["permuted_label_accuracy_mean"]):
+        verdict = "passed" if finding["negative_control_passed"] else "FAILED"
+        lines.append(
+            f"- negative control (probes on permuted labels): mean accuracy "
+            f"{finding['permuted_label_accuracy_mean']:.3f}, "
+            f"{100 * finding['permuted_label_separable_fraction']:.1f}% of cells above the baseline: {verdict}"
+        )
+    if not _missing(finding["positive_control_passed"]):
+        verdict = "passed" if finding["positive_control_passed"] else "FAILED"
+        lines.append(
+            f"- positive control (learned during pre-training): {verdict} "
+            f"(first checkpoint {finding['first_checkpoint_accuracy']:.3f}, last {finding['last_checkpoint_accuracy']:.3f}; "
+            "passes when the first is not separable and the last is)"
+        )
+    return lines
+
+
+def _steering_lines(finding: dict) -> list[str]:
+    if _missing(finding.get("steering_effect")):
+        return ["- steering: no steering cells, or no alpha > 0 evaluated"]
+    line = (
+        "- steering toward the trustworthy side (alpha, layer and source checkpoint chosen on validation, "
+        f"reported on test): effect {finding['steering_effect']:+.4f} "
+        f"[{finding['steering_effect_ci_low']:+.4f}, {finding['steering_effect_ci_high']:+.4f}] at alpha "
+        f"{finding['steering_best_alpha']:g}, layer {int(finding['steering_best_layer'])}, vector from "
+        f"{finding['steering_best_checkpoint']}; random directions of the same norm "
+        f"{finding['steering_random_control']:+.4f}; fluency cost {finding['steering_fluency_cost']:+.4f} nats/token"
+    )
+    return [line]
+
+
+def _phase_lines(finding: dict, phases: pd.DataFrame) -> list[str]:
+    mi = phases[phases["n_checkpoints"].notna()] if "n_checkpoints" in phases else phases
+    if mi.empty:
+        return ["- phases: no mutual-information cells"]
+    n = int(mi["layer"].nunique())
+    fitting, compression = list(finding["fitting_layers"] or []), list(finding["compression_layers"] or [])
+    lines = [
+        f"- fitting (I(X;T) rises significantly to its peak) in {len(fitting)}/{n} layers"
+        + (f": {', '.join(map(str, fitting))}" if fitting else ""),
+        f"- compression (after fitting, I(X;T) falls significantly while I(Y;T) does not) in "
+        f"{len(compression)}/{n} layers" + (f": {', '.join(map(str, compression))}" if compression else ""),
+    ]
+    for row in mi[mi["layer"].isin(compression)].itertuples():
+        lines.append(
+            f"  - layer {int(row.layer)}: fitting until "
+            f"{checkpoint_label(row.fitting_end_checkpoint, row.fitting_end_step)}, compression until "
+            f"{checkpoint_label(row.compression_end_checkpoint, row.compression_end_step)}"
         )
     return lines
 
@@ -110,78 +134,41 @@ def _degenerate_lines(degenerate: pd.DataFrame, n_checkpoints: int) -> list[str]
 
 
 def dimension_summary(
-    metrics: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame, model: str, dimension: str
+    finding: dict, curve: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame
 ) -> list[str]:
-    """Markdown lines for one model x dimension."""
-    here = (metrics["model"] == model) & (metrics["dimension"] == dimension)
+    """Markdown lines for one model x dimension, from its findings row and selected-layer curve."""
+    model, dimension = finding["model"], finding["dimension"]
     degenerate = degenerate[(degenerate["model"] == model) & (degenerate["dimension"] == dimension)]
-    n_checkpoints = len(set(metrics.loc[here, "checkpoint"]) | set(degenerate["checkpoint"]))
+    phases = phases[(phases["model"] == model) & (phases["dimension"] == dimension)]
     lines = [f"## {dimension} ({model})", ""]
-    best = best_layer_per_checkpoint(metrics, model, dimension)
-    if best.empty:
-        lines.append("- probe: no probe cells")
-    else:
-        first = earliest_separable(metrics, model, dimension)
-        if first is None:
-            lines.append(f"- earliest separable checkpoint: none (no best-layer CI low bound above {CHANCE})")
-        else:
-            lines.append(
-                f"- earliest separable checkpoint: {checkpoint_label(first['checkpoint'], first['step'])}, "
-                f"layer {int(first['layer'])}, accuracy {_format_ci(first)}"
-            )
-        top = best.loc[best["value"].idxmax()].to_dict()
-        lines.append(
-            f"- best probe: layer {int(top['layer'])} at {checkpoint_label(top['checkpoint'], top['step'])}, "
-            f"accuracy {_format_ci(top)}"
-        )
-        layer_phase = phases[
-            (phases["model"] == model) & (phases["dimension"] == dimension) & (phases["layer"] == top["layer"])
-        ]
-        if len(layer_phase) and pd.notna(layer_phase["accuracy_plateau_checkpoint"].iloc[0]):
-            plateau = layer_phase.iloc[0]
-            lines.append(
-                f"- layer {int(top['layer'])} accuracy within 0.01 of its maximum from "
-                f"{checkpoint_label(plateau['accuracy_plateau_checkpoint'], plateau['accuracy_plateau_step'])}"
-            )
-    lines += _phase_lines(phases[(phases["model"] == model) & (phases["dimension"] == dimension)])
-    steer = best_steering(metrics, model, dimension)
-    if steer is None:
-        lines.append("- steering: no steering cells")
-    else:
-        lines.append(
-            f"- best steering effect: margin change {steer['value']:+.4f} nats/token at alpha {steer['alpha']:g}, "
-            f"vector from {checkpoint_label(steer['checkpoint'], steer['step'])}, layer {int(steer['layer'])}"
-        )
-        accuracy_steer = best_steering(metrics, model, dimension, "steering_accuracy_change")
-        if accuracy_steer is not None:
-            lines.append(
-                f"- best prompted-accuracy change: {accuracy_steer['value']:+.3f} at alpha {accuracy_steer['alpha']:g}, "
-                f"vector from {checkpoint_label(accuracy_steer['checkpoint'], accuracy_steer['step'])}"
-            )
-    lines += _degenerate_lines(degenerate, n_checkpoints)
+    lines += _probe_lines(finding, curve)
+    lines += _phase_lines(finding, phases)
+    lines += _steering_lines(finding)
+    lines += _degenerate_lines(degenerate, int(finding["n_checkpoints"]))
     return lines + [""]
 
 
-def summary_markdown(metrics: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame) -> str:
-    """The whole results/summary.md."""
-    models = list(dict.fromkeys(metrics["model"].tolist() + degenerate["model"].tolist()))
-    lines = [
-        "# TrustTrace summary",
-        "",
-        "Probe accuracy: held-out statements (chance 0.5, 95% bootstrap CI). I(X;T), I(Y;T): normalized",
-        "HSIC (unitless). Steering: change of the log-likelihood margin of trustworthy over untrustworthy",
-        "statements (nats/token) when the source checkpoint's vector is added at the given alpha.",
-        "",
-    ]
-    for model in models:
-        dimensions = list(
-            dict.fromkeys(
-                metrics.loc[metrics["model"] == model, "dimension"].tolist()
-                + degenerate.loc[degenerate["model"] == model, "dimension"].tolist()
-            )
-        )
-        for dimension in dimensions:
-            lines += dimension_summary(metrics, phases, degenerate, model, dimension)
-    if not models:
+HEADER = """# TrustTrace summary
+
+Definitions (README, "Reading the results"). Probe accuracy: held-out test statements, 95% Wilson interval;
+the layer of each checkpoint is chosen on the validation split, never on test. Separable: the interval lies
+above the majority baseline (the test split's majority-class rate). Fitting / compression: significant changes
+of nHSIC I(X;T) and I(Y;T) against the curve's own noise (estimator bootstrap + between-checkpoint noise).
+Steering: only alpha > 0 (toward the trustworthy side) counts; chosen on validation, reported on test with a
+paired bootstrap interval, next to random directions of the same norm and the fluency cost.
+"""
+
+
+def summary_markdown(
+    findings: pd.DataFrame, metrics: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame, ci_level: float = 0.95
+) -> str:
+    """The whole results/summary.md, rendered from the findings table (one section per model x dimension)."""
+    from trusttrace.findings import selected_layers
+
+    lines = [HEADER]
+    for finding in findings.to_dict("records"):
+        curve = selected_layers(metrics, finding["model"], finding["dimension"], ci_level)
+        lines += dimension_summary(finding, curve, phases, degenerate)
+    if findings.empty:
         lines.append("No cells yet.")
     return "\n".join(lines).rstrip() + "\n"
