@@ -29,7 +29,7 @@ from matplotlib.colors import Normalize, SymLogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-CHANCE = 0.5
+CHANCE = 0.5  # colour-scale anchor of the heatmap; findings compare against the majority baseline instead
 ACCURACY_LABEL = "probe accuracy (fraction correct)"
 NHSIC_UNIT = "nHSIC (unitless)"
 MARGIN_LABEL = "Δ likelihood margin (nats/token)"
@@ -267,9 +267,10 @@ def _column_labels(checkpoints: pd.DataFrame) -> list[str]:
 
 
 def accuracy_curves(metrics: pd.DataFrame, model: str, dimension: str, layers: Sequence[int] | None = None):
-    """Probe accuracy vs step for a few layers: 95% CI band, control-task accuracy dashed, chance dotted."""
+    """Probe accuracy vs step for a few layers: 95% Wilson band, permuted-label accuracy dashed, the majority
+    baseline dotted."""
     layers = list(layers) if layers is not None else pick_layers(metrics, model, dimension)
-    frame = select(metrics, model, dimension, ["accuracy", "control_accuracy"])
+    frame = select(metrics, model, dimension, ["accuracy", "permuted_label_accuracy"])
     figure, ax = plt.subplots(figsize=(6.6, 4.2))
     if frame.empty or not layers:
         _no_data(ax, "no probe cells")
@@ -279,13 +280,14 @@ def accuracy_curves(metrics: pd.DataFrame, model: str, dimension: str, layers: S
     for layer in layers:
         colour = colours[layer]
         probe = frame[(frame["layer"] == layer) & (frame["metric"] == "accuracy")]
-        control = frame[(frame["layer"] == layer) & (frame["metric"] == "control_accuracy")]
+        control = frame[(frame["layer"] == layer) & (frame["metric"] == "permuted_label_accuracy")]
         x = x_of(probe, steps)
         ax.fill_between(x, probe["ci_low"], probe["ci_high"], color=colour, alpha=0.18, linewidth=0)
         ax.plot(x, probe["value"], color=colour, marker="o", markersize=3.5, linewidth=1.8, label=f"layer {layer}")
         if len(control):
             ax.plot(x_of(control, steps), control["value"], color=colour, linestyle="--", linewidth=1.0, alpha=0.8)
-    ax.axhline(CHANCE, color="0.35", linestyle=":", linewidth=1.0)
+    baseline = _majority_baseline(metrics, model, dimension)
+    ax.axhline(baseline, color="0.35", linestyle=":", linewidth=1.0)
     setup_checkpoint_axis(ax, frame, steps)
     low = min(0.4, float(np.nanmin(frame[["value", "ci_low"]].to_numpy(float))) - 0.02)
     ax.set_ylim(low, 1.01)
@@ -293,13 +295,19 @@ def accuracy_curves(metrics: pd.DataFrame, model: str, dimension: str, layers: S
     ax.set_title(f"{dimension}: probe accuracy during pre-training")
     handles, _ = ax.get_legend_handles_labels()
     handles += [
-        Patch(facecolor="0.6", alpha=0.35, label="95% bootstrap CI"),
-        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0, label="control task\n(same probe, shuffled labels)"),
-        Line2D([], [], color="0.35", linestyle=":", linewidth=1.0, label="chance (0.5)"),
+        Patch(facecolor="0.6", alpha=0.35, label="95% Wilson interval"),
+        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0, label="negative control\n(probe on permuted labels)"),
+        Line2D([], [], color="0.35", linestyle=":", linewidth=1.0, label=f"majority baseline ({baseline:.2f})"),
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
     figure.tight_layout()
     return figure
+
+
+def _majority_baseline(metrics: pd.DataFrame, model: str, dimension: str) -> float:
+    """The test split's majority-class rate (the same for every cell of a dimension); 0.5 in old tables."""
+    baseline = select(metrics, model, dimension, "majority_baseline")["value"]
+    return float(baseline.max()) if len(baseline) else CHANCE
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -535,7 +543,7 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
     has_steering = bool(select(metrics, model, None, "steering_margin_change").shape[0])
     columns = ["accuracy", "hsic_ixt", "hsic_iyt"] + (["steering"] if has_steering else [])
     titles = {
-        "accuracy": "best-layer probe accuracy",
+        "accuracy": "probe accuracy (layer chosen on validation)",
         "hsic_ixt": "I(X;T) per layer",
         "hsic_iyt": "I(Y;T) per layer",
         "steering": "steering: Δ margin",
@@ -598,8 +606,8 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
         )
     handles = layer_handles(layers, colours, most=8, linewidth=1.5)
     handles += [
-        Line2D([], [], color="black", linewidth=1.6, label="best layer (95% CI band)"),
-        Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="control task / I(X;T) peak"),
+        Line2D([], [], color="black", linewidth=1.6, label="validation-chosen layer (95% Wilson band)"),
+        Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="permuted-label probe / I(X;T) peak"),
     ]
     handles += [Line2D([], [], color=a_colours[a], linewidth=1.6, label=f"alpha {a:+g}") for a in alphas if a != 0]
     per_row = 10
@@ -611,19 +619,19 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
 
 
 def _overview_accuracy(ax, metrics, model, dimension, steps, marker="o"):
-    accuracy = select(metrics, model, dimension, "accuracy")
-    if accuracy.empty:
+    """The layer chosen on validation at each checkpoint: test accuracy with its interval, the permuted-label
+    negative control dashed, the majority baseline dotted."""
+    from trusttrace.findings import selected_layers
+
+    best = selected_layers(metrics, model, dimension)
+    if best.empty:
         _no_data(ax)
         return
-    best = accuracy.loc[accuracy.groupby("checkpoint_index")["value"].idxmax()].sort_values("checkpoint_index")
     x = x_of(best, steps)
-    ax.fill_between(x, best["ci_low"], best["ci_high"], color="black", alpha=0.15, linewidth=0)
-    ax.plot(x, best["value"], color="black", marker=marker, markersize=2.5, linewidth=1.6)
-    control = select(metrics, model, dimension, "control_accuracy").set_index(["checkpoint_index", "layer"])["value"]
-    keys = list(zip(best["checkpoint_index"], best["layer"]))
-    values = [control.get(key, np.nan) for key in keys]
-    ax.plot(x, values, color="black", linestyle="--", linewidth=1.0)
-    ax.axhline(CHANCE, color="0.5", linestyle=":", linewidth=0.9)
+    ax.fill_between(x, best["ci_low"].astype(float), best["ci_high"].astype(float), color="black", alpha=0.15, linewidth=0)
+    ax.plot(x, best["accuracy"], color="black", marker=marker, markersize=2.5, linewidth=1.6)
+    ax.plot(x, best["permuted_label_accuracy"], color="black", linestyle="--", linewidth=1.0)
+    ax.axhline(_majority_baseline(metrics, model, dimension), color="0.5", linestyle=":", linewidth=0.9)
     ax.set_ylim(min(0.4, float(np.nanmin(best["ci_low"].to_numpy(float))) - 0.02), 1.01)
 
 
