@@ -1,0 +1,97 @@
+"""trusttrace.fetch against an HTTP server on 127.0.0.1 started here: good, truncated, wrong, offline, cached."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from trusttrace.errors import TrustTraceError
+from trusttrace.fetch import fetch_verified
+
+CONTENT = b"statement,label\nThe sky is blue.,1\nThe sky is green.,0\n" * 50
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        Handler.requests.append(self.path)
+        if self.path == "/truncated.csv":
+            body = CONTENT
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 3])  # the connection ends early
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    (root / "good.csv").write_bytes(CONTENT)
+    (root / "other.csv").write_bytes(CONTENT.replace(b"blue", b"grey"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+SHA = hashlib.sha256(CONTENT).hexdigest()
+
+
+def test_good_download_then_cached(server, tmp_path):
+    destination = tmp_path / "data" / "dim.csv"
+    Handler.requests.clear()
+    assert fetch_verified(f"{server}/good.csv", SHA, destination).read_bytes() == CONTENT
+    assert fetch_verified(f"{server}/good.csv", SHA, destination) == destination
+    assert Handler.requests == ["/good.csv"]  # the second call fetched nothing
+    assert not list(destination.parent.glob(".*download"))
+
+
+def test_truncated_download_is_not_kept(server, tmp_path):
+    destination = tmp_path / "dim.csv"
+    with pytest.raises(TrustTraceError, match="cannot download|expected " + SHA):
+        fetch_verified(f"{server}/truncated.csv", SHA, destination)
+    assert not destination.exists() and not list(tmp_path.iterdir())
+
+
+def test_wrong_file_fails_with_both_checksums(server, tmp_path):
+    destination = tmp_path / "dim.csv"
+    other = hashlib.sha256(CONTENT.replace(b"blue", b"grey")).hexdigest()
+    with pytest.raises(TrustTraceError, match=f"sha256 {other}, expected {SHA}"):
+        fetch_verified(f"{server}/other.csv", SHA, destination)
+    assert not list(tmp_path.iterdir())
+
+
+def test_changed_local_copy_is_replaced_by_a_verified_one(server, tmp_path):
+    destination = tmp_path / "dim.csv"
+    destination.write_bytes(b"statement,label\nstale,1\n")
+    fetch_verified(f"{server}/good.csv", SHA, destination)
+    assert destination.read_bytes() == CONTENT
+
+
+def test_offline_names_url_and_destination(tmp_path):
+    destination = tmp_path / "dim.csv"
+    # A port nobody listens on: the connection is refused at once, as offline.
+    with pytest.raises(TrustTraceError, match=rf"cannot download http://127.0.0.1:9/x.csv .*put the file at {destination}"):
+        fetch_verified("http://127.0.0.1:9/x.csv", SHA, destination, timeout=5)
+
+
+def test_offline_with_a_valid_copy_needs_no_network(tmp_path):
+    destination = tmp_path / "dim.csv"
+    destination.write_bytes(CONTENT)
+    assert fetch_verified("http://127.0.0.1:9/x.csv", SHA, destination) == destination
+
+
+def test_bad_checksum_string(tmp_path):
+    with pytest.raises(TrustTraceError, match="64 hex digits"):
+        fetch_verified("http://127.0.0.1:9/x.csv", "abc", tmp_path / "x.csv")
