@@ -4,8 +4,15 @@ Grid: checkpoint x layer x trust dimension. Data -> (pre-training) -> activation
 information, steering -> tables, figures, report.
 """
 
+from snakemake.utils import min_version
+
+min_version("9.0")
+
 
 configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -13,6 +20,7 @@ include: "rules/common.smk"
 
 rule all:
     """Every cell's metrics, then the tables, figures, summary and report built from them."""
+    default_target: True
     input:
         all_targets(),
         aggregate_targets(),

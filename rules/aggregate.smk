@@ -1,6 +1,3 @@
-report: "../report/workflow.rst"
-
-
 # From cells to findings: tidy tables from every cell, then figures and the summary from the tables only, so a
 # changed figure never reruns a cell, and a new cell reruns only the aggregation downstream of it. The four
 # per-dimension figures share one job (plotting imports cost more than drawing).

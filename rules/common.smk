@@ -1,9 +1,7 @@
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
-
-min_version("9.0")
+from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
