@@ -81,3 +81,26 @@ def test_example_script_runs(run, tmp_path):
 def test_api_does_not_import_torch():
     code = "import sys, trusttrace.results; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_activation_dataset_with_keys_in_duckdb_polars_and_pyarrow(run):
+    """Every shard of the run read at once, keys recovered as columns; the mean norm equals numpy's."""
+    duckdb = pytest.importorskip("duckdb")
+    polars = pytest.importorskip("polars")
+    import pyarrow.dataset as ds
+
+    pattern = str(run / "activations" / "**" / "*.parquet")
+    norms = duckdb.sql(
+        f"SELECT model, checkpoint, dimension, layer, avg(sqrt(list_sum(list_transform(activation::FLOAT[], "
+        f"x -> x * x)))) AS mean_norm, count(*) AS n FROM read_parquet('{pattern}') "
+        "GROUP BY ALL ORDER BY checkpoint, layer"
+    ).df()
+    assert set(norms["checkpoint"]) == {"step0", "step8"} and set(norms["dimension"]) == {"reliability"}
+    X, _ = results.activations("tiny", "step8", "reliability", 2, run)
+    expected = float(np.linalg.norm(X.astype(np.float64), axis=1).mean())
+    got = norms[(norms["checkpoint"] == "step8") & (norms["layer"] == 2)]["mean_norm"].item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    frame = polars.scan_parquet(pattern).group_by("checkpoint", "layer").len().collect()
+    assert frame.height == len(norms) and int(frame["len"].sum()) == int(norms["n"].sum())
+    dataset = ds.dataset(sorted((run / "activations").rglob("*.parquet")), format="parquet")
+    assert set(dataset.schema.names) >= {"model", "checkpoint", "dimension", "layer", "row_id", "activation"}

@@ -1,7 +1,10 @@
 """Activation shards: one Parquet file per (model, checkpoint, dimension, layer), written atomically and checked
 on read.
 
-Columns: ``row_id`` int64, ``label`` int8, ``split`` string, ``activation`` fixed_size_list<float32|float16>[hidden].
+Columns: ``row_id`` int64, ``label`` int8, ``split`` string, ``activation`` fixed_size_list<float32|float16>[hidden],
+and the cell's keys ``model``, ``checkpoint``, ``dimension`` (strings) and ``layer`` (int64), constant within a
+shard (run-length encoded: a few bytes), so that DuckDB, Polars or ``pyarrow.dataset`` read every shard of a run as
+one table with its keys: ``read_parquet('results/activations/**/*.parquet')``.
 Dictionary encoding is off for the vectors (it only makes them larger). Data pages carry CRC checksums that are
 verified on read, and the extraction job writes ``manifest.json`` with each shard's sha256, so a truncated or
 bit-flipped shard raises an error naming the file and how to rebuild it instead of being read. No torch imports.
@@ -35,23 +38,42 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_shard(path: str | Path, row_id, label, split, activations: np.ndarray, metadata: dict) -> str:
-    """Write one layer's shard to a temporary name, fsync, then rename; returns its sha256."""
+KEY_COLUMNS = ("model", "checkpoint", "dimension", "layer")
+
+
+def write_shard(
+    path: str | Path, row_id, label, split, activations: np.ndarray, metadata: dict, keys: dict | None = None
+) -> str:
+    """Write one layer's shard to a temporary name, fsync, then rename; returns its sha256.
+
+    ``keys``: the cell's ``model``, ``checkpoint``, ``dimension`` and ``layer``, written as constant columns.
+    """
     path = Path(path)
     activations = np.ascontiguousarray(activations)
     n_rows, hidden = activations.shape
     values = pa.array(activations.reshape(-1), type=pa.from_numpy_dtype(activations.dtype))
-    table = pa.table(
-        {
-            "row_id": pa.array(np.asarray(row_id, dtype=np.int64)),
-            "label": pa.array(np.asarray(label, dtype=np.int8)),
-            "split": pa.array(np.asarray(split, dtype=object).astype(str)),
-            "activation": pa.FixedSizeListArray.from_arrays(values, hidden),
-        }
-    ).replace_schema_metadata({"trusttrace": json.dumps(metadata, sort_keys=True)})
+    columns = {
+        "row_id": pa.array(np.asarray(row_id, dtype=np.int64)),
+        "label": pa.array(np.asarray(label, dtype=np.int8)),
+        "split": pa.array(np.asarray(split, dtype=object).astype(str)),
+        "activation": pa.FixedSizeListArray.from_arrays(values, hidden),
+    }
+    if keys is not None:
+        missing = [key for key in KEY_COLUMNS if key not in keys]
+        if missing:
+            raise TrustTraceError(f"write_shard: keys lack {missing}")
+        for key in KEY_COLUMNS:
+            kind = pa.int64() if key == "layer" else pa.string()
+            columns[key] = pa.array([keys[key]] * n_rows, type=kind)
+    table = pa.table(columns).replace_schema_metadata({"trusttrace": json.dumps(metadata, sort_keys=True)})
     temporary = path.with_name(f".{path.name}.tmp")
     pq.write_table(
-        table, temporary, use_dictionary=["split"], compression="zstd", write_page_checksum=True, write_statistics=False
+        table,
+        temporary,
+        use_dictionary=["split", "model", "checkpoint", "dimension"],
+        compression="zstd",
+        write_page_checksum=True,
+        write_statistics=False,
     )
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
