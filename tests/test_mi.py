@@ -353,6 +353,94 @@ def test_mi_metrics_table_and_single_setup(monkeypatch):
         assert row["hsic_ixt_median"] > 0 and row["hsic_iyt_median"] > 0
 
 
+# ------------------------------------------------------------------------------------------------ uncertainty
+
+
+CI_KEYS = ("hsic_ixt_se", "hsic_ixt_ci_low", "hsic_ixt_ci_high", "hsic_iyt_se", "hsic_iyt_ci_low", "hsic_iyt_ci_high")
+
+
+def test_half_sample_ci_contains_estimate_and_is_seeded():
+    X, y, T = _make(160, 5, 7, seed=30)
+    out = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=3)[1]
+    assert set(CI_KEYS) <= set(out)
+    for name in ("ixt", "iyt"):
+        assert out[f"hsic_{name}_se"] > 0
+        assert out[f"hsic_{name}_ci_low"] < out[f"hsic_{name}"] < out[f"hsic_{name}_ci_high"]
+        assert out[f"hsic_{name}_ci_high"] - out[f"hsic_{name}"] == pytest.approx(mi.CI_Z * out[f"hsic_{name}_se"])
+    again = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=3)[1]
+    assert all(again[k] == out[k] for k in CI_KEYS)  # byte-identical with the same seed
+    other = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=4)[1]
+    assert other["hsic_ixt_se"] != out["hsic_ixt_se"]
+    assert not set(CI_KEYS) & set(mi.mi_metrics(X, {1: T}, y)[1])  # n_bootstrap 0: no CI
+
+
+def test_half_samples_are_stratified_halves_without_replacement():
+    y = np.r_[np.zeros(30), np.ones(10)]
+    samples = mi.half_samples(y, 5, seed=0)
+    assert len(samples) == 5 and all(s.size == 20 and np.unique(s).size == 20 for s in samples)
+    assert all(y[s].sum() == 5 for s in samples)  # class shares kept
+    assert not np.array_equal(samples[0], samples[1])
+    assert all(np.array_equal(a, b) for a, b in zip(samples, mi.half_samples(y, 5, seed=0)))
+
+
+def test_ci_narrows_with_more_rows():
+    widths = {}
+    for m in (100, 400):
+        X, y, T = _make(m, 4, 6, seed=31)
+        out = mi.mi_metrics(X, {1: T}, y, n_bootstrap=16, seed=0)[1]
+        widths[m] = (out["hsic_ixt_se"], out["hsic_iyt_se"])
+    # four times the rows: about half the SE for a sqrt(m)-consistent estimate
+    assert widths[400][0] < 0.8 * widths[100][0] and widths[400][1] < 0.8 * widths[100][1]
+
+
+def test_half_sample_se_matches_the_sd_over_independent_datasets():
+    # the SE of one dataset should estimate the spread of the estimate over fresh datasets of the same size
+    population = np.random.default_rng(34)
+    W, v = population.standard_normal((3, 4)), population.standard_normal(4)  # one population, fresh rows
+    estimates, ses = {"ixt": [], "iyt": []}, {"ixt": [], "iyt": []}
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        X = rng.standard_normal((120, 3))
+        y = (rng.random(120) < 0.4).astype(float)
+        T = np.tanh(X @ W / np.sqrt(3)) + 0.5 * np.outer(y, v) + 0.3 * rng.standard_normal((120, 4))
+        out = mi.mi_metrics(_standardize(X), {1: _standardize(T)}, y, n_bootstrap=10, seed=seed)[1]
+        for name in estimates:
+            estimates[name].append(out[f"hsic_{name}"])
+            ses[name].append(out[f"hsic_{name}_se"])
+    for name in estimates:
+        ratio = np.mean(ses[name]) / np.std(estimates[name], ddof=1)
+        assert 0.6 < ratio < 1.7, (name, ratio)
+
+
+def test_ci_known_answers_independent_and_identical():
+    rng = np.random.default_rng(32)
+    m = 300
+    x = _standardize(rng.standard_normal((m, 1)))
+    y = (rng.random(m) < 0.5).astype(float)
+    independent = mi.mi_metrics(x, {1: _standardize(rng.standard_normal((m, 1)))}, y, n_bootstrap=10, seed=0)[1]
+    assert independent["hsic_ixt_ci_low"] == 0.0 or independent["hsic_ixt_ci_low"] < 0.01
+    assert independent["hsic_ixt_ci_high"] < 0.05
+    # X = T (one feature): one shared direction with eigenvalue ratio mu / (mu + lambda) ~ 0.976, squared ~ 0.95
+    identical = mi.mi_metrics(x, {1: x.copy()}, y, n_bootstrap=10, seed=0)[1]
+    assert 0.93 < identical["hsic_ixt_ci_low"] <= identical["hsic_ixt"] <= identical["hsic_ixt_ci_high"] < 0.97
+
+
+def test_sigma_50_nhsic_is_nearly_its_linear_kernel_counterpart():
+    # with sigma = 50 on standardised features K ~ 1 - D / (2 sigma^2 d): the centred kernel is the linear Gram
+    # matrix / (sigma^2 d), so the estimate is a ridge-regularised linear dependence measure
+    X, y, T = _make(200, 8, 16, seed=33)
+    X, T = _standardize(X), _standardize(T)
+
+    def rs_linear(A):
+        Ac = A - A.mean(axis=0)
+        S = Ac @ Ac.T / (50.0**2 * A.shape[1])
+        return S @ np.linalg.inv(S + 1e-5 * A.shape[0] * np.eye(A.shape[0]))
+
+    gaussian = mi.nhsic_direct(X, T)
+    linear = float(np.einsum("ij,ji->", rs_linear(X), rs_linear(T)))
+    assert gaussian > 1.0 and abs(gaussian - linear) < 1e-3 * gaussian
+
+
 def test_module_imports_no_torch_or_sklearn():
     code = (
         "import sys, trusttrace.mi; "
@@ -396,3 +484,5 @@ def test_errors():
     _raises_one_line(r"all rows identical", mi.median_heuristic_sigma, np.ones((6, 2)))
     _raises_one_line(r"max_samples must be an integer >= 1", mi.stratified_subsample, y, 0, seed=0)
     _raises_one_line(r"y must be a 1-D label vector", mi.stratified_subsample, np.ones((4, 2)), 2, seed=0)
+    _raises_one_line(r"n_bootstrap must be 0 \(off\) or >= 2", mi.mi_metrics, X, {0: T}, y, n_bootstrap=1)
+    _raises_one_line(r"too few for half-samples", mi.mi_metrics, X[:6], {0: T[:6]}, y[:6], n_bootstrap=4)

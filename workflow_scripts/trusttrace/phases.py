@@ -133,6 +133,15 @@ def step_noise(values: Sequence[float], se: Sequence[float] | None = None) -> fl
     return math.sqrt(max(0.0, robust_var / SECOND_TO_FIRST_DIFFERENCE_VARIANCE - sampling))
 
 
+def _extreme(smooth: np.ndarray, raw: np.ndarray, lo: int, hi: int, largest: bool) -> int:
+    """Position in [lo, hi) of the largest (smallest) smoothed level; among tied levels the largest (smallest) raw
+    value, then the earliest. A sharp peak leaves a plateau of two equal medians; the raw value picks its top."""
+    sign = 1.0 if largest else -1.0
+    level = sign * smooth[lo:hi]
+    tied = np.flatnonzero(level == level.max())
+    return lo + int(tied[np.argmax(sign * raw[lo:hi][tied])])
+
+
 def _change_sd(se: np.ndarray, tau: float, i: int, j: int) -> float:
     return math.sqrt(se[i] ** 2 + se[j] ** 2 + tau * tau * abs(j - i))
 
@@ -175,9 +184,9 @@ def detect_phases(
     xse, yse = np.nan_to_num(xse_all[index]), np.nan_to_num(yse_all[index])
     n = len(x)
     xs = running_median3(x)
-    p = int(np.argmax(xs))
-    s = int(np.argmin(xs[: p + 1]))
-    c = p + int(np.argmin(xs[p:]))
+    p = _extreme(xs, x, 0, n, largest=True)
+    s = _extreme(xs, x, 0, p + 1, largest=False)
+    c = _extreme(xs, x, p, n, largest=False)
     tau = step_noise(x, xse)
     y_ok = bool(np.isfinite(y).all())
     tau_y = step_noise(y, yse) if y_ok else math.nan
