@@ -212,6 +212,29 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     assert len(csv) == len(table) and csv["value"].sum() == pytest.approx(table["value"].sum())
 
 
+def test_tidy_table_carries_nhsic_cis(tmp_path):
+    directory = tmp_path / "mi" / MODEL / "step16" / "reliability"
+    directory.mkdir(parents=True)
+    record = {
+        **cell_keys(16, "reliability", 2),
+        "hsic_ixt": 3.2,
+        "hsic_ixt_se": 0.1,
+        "hsic_ixt_ci_low": 3.0,
+        "hsic_ixt_ci_high": 3.4,
+        "hsic_iyt": 0.5,
+        "hsic_iyt_ci_low": 0.45,
+        "hsic_iyt_ci_high": 0.55,
+        "cka_xt": 0.3,
+        "n_bootstrap": 30,
+    }
+    (directory / "layer=2.json").write_text(json.dumps(record))
+    rows = metrics_table(read_cells([directory], "mi")).set_index("metric")
+    assert sorted(rows.index) == ["cka_xt", "hsic_ixt", "hsic_iyt"]  # SEs are CI inputs, not metrics
+    assert tuple(rows.loc["hsic_ixt", ["value", "ci_low", "ci_high"]]) == (3.2, 3.0, 3.4)
+    assert tuple(rows.loc["hsic_iyt", ["value", "ci_low", "ci_high"]]) == (0.5, 0.45, 0.55)
+    assert rows.loc["cka_xt", ["ci_low", "ci_high"]].isna().all()
+
+
 def test_parquet_readable_by_polars_and_duckdb(tmp_path, grid):
     path = tmp_path / "metrics.parquet"
     write_table(grid["metrics"], METRICS_SCHEMA, path)
@@ -408,6 +431,10 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     phases = pd.read_parquet(results / "tables" / "phases.parquet")
     assert set(phases["layer"]) == {1, 2} and set(phases["dimension"]) == {"reliability"}
     assert not phases["compression"].any()  # 2 checkpoints: too few to tell a drop from noise
+    assert not phases["fitting"].any() and phases["noise_scale"].isna().all()
+    assert set(phases["input_reference"]) == {"same_checkpoint"}
+    hsic = metrics[metrics["metric"].isin(["hsic_ixt", "hsic_iyt"])]
+    assert hsic["ci_low"].notna().all() and (hsic["ci_low"] <= hsic["value"]).all() and (hsic["value"] < hsic["ci_high"]).all()
     loss = pd.read_parquet(results / "tables" / "pretrain_loss.parquet")
     assert loss["step"].tolist() == list(range(1, 9)) and (loss["loss"] > 0).all()
     figures = results / "figures" / "tiny"

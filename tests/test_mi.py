@@ -441,6 +441,67 @@ def test_sigma_50_nhsic_is_nearly_its_linear_kernel_counterpart():
     assert gaussian > 1.0 and abs(gaussian - linear) < 1e-3 * gaussian
 
 
+# ------------------------------------------------------------------------------------------------ cell_metrics
+
+
+def _write_activations(directory, layers: dict, labels, splits, row_ids=None):
+    from trusttrace.shards import shard_name, write_manifest, write_shard
+
+    directory.mkdir(parents=True)
+    row_ids = np.arange(len(labels)) if row_ids is None else row_ids
+    digests = {
+        layer: write_shard(directory / shard_name(layer), row_ids, labels, splits, A.astype(np.float32), {"layer": layer})
+        for layer, A in layers.items()
+    }
+    write_manifest(directory, digests, {"model": "m"})
+    return directory
+
+
+SETTINGS = {"max_samples": 80, "input_layer": 1, "sigma": 50.0, "lambda_factor": 1e-5, "median_lambda_factor": 0.1,
+            "seed": 0, "n_bootstrap": 6, "input_reference": "same_checkpoint"}
+
+
+def test_cell_metrics_subsamples_standardises_and_marks_degenerate_layers(tmp_path):
+    rng = np.random.default_rng(40)
+    n = 120
+    labels = (rng.random(n) < 0.5).astype(int)
+    splits = np.where(np.arange(n) < 100, "train", "test")
+    X = rng.standard_normal((n, 6))
+    T = np.tanh(X @ rng.standard_normal((6, 5))) + np.outer(labels, rng.standard_normal(5))
+    directory = _write_activations(tmp_path / "a", {0: np.ones((n, 4)), 1: X, 2: T}, labels, splits)
+    out = mi.cell_metrics(directory, SETTINGS)
+    assert set(out) == {0, 1, 2} and "constant" in out[0]["degenerate"] and out[0]["m"] == 80
+    # the same numbers as mi_metrics on the subsampled, standardised train rows
+    rows = mi.stratified_subsample(labels[:100], 80, seed=0)
+    Xs, Ts = _standardize(X[:100][rows].astype(np.float32).astype(float)), T[:100][rows].astype(np.float32)
+    expected = mi.mi_metrics(Xs, {2: _standardize(Ts.astype(float))}, labels[:100][rows], n_bootstrap=6, seed=0)[2]
+    assert out[2]["hsic_ixt"] == pytest.approx(expected["hsic_ixt"], rel=1e-9)
+    assert out[2]["hsic_iyt_ci_high"] == pytest.approx(expected["hsic_iyt_ci_high"], rel=1e-9)
+    assert out[1]["hsic_ixt"] > out[2]["hsic_ixt"]  # X against itself
+
+
+def test_cell_metrics_first_checkpoint_reference_fixes_x(tmp_path):
+    rng = np.random.default_rng(41)
+    n = 100
+    labels = (rng.random(n) < 0.5).astype(int)
+    splits = np.array(["train"] * n)
+    X0 = rng.standard_normal((n, 5))
+    X1 = rng.standard_normal((n, 5))  # the input layer moved completely by the later checkpoint
+    first = _write_activations(tmp_path / "first", {1: X0, 2: X0 @ rng.standard_normal((5, 5))}, labels, splits)
+    later = _write_activations(tmp_path / "later", {1: X1, 2: X0 + 0.01 * X1}, labels, splits)
+    fixed = {**SETTINGS, "input_reference": "first_checkpoint", "n_bootstrap": 0}
+    same = mi.cell_metrics(later, {**SETTINGS, "n_bootstrap": 0})
+    reference = mi.cell_metrics(later, fixed, reference_dir=first)
+    # layer 2 of the later checkpoint carries X0: high against the first checkpoint's X, low against its own
+    assert reference[2]["hsic_ixt"] > 3 * same[2]["hsic_ixt"]
+    assert reference[2]["hsic_iyt"] == same[2]["hsic_iyt"]  # I(Y;T) does not depend on X
+    with pytest.raises(TrustTraceError, match="must be given exactly when"):
+        mi.cell_metrics(later, fixed)
+    shuffled = _write_activations(tmp_path / "shuffled", {1: X0}, labels, splits, row_ids=np.arange(n)[::-1])
+    with pytest.raises(TrustTraceError, match="train row_ids of .* differ"):
+        mi.cell_metrics(later, fixed, reference_dir=shuffled)
+
+
 def test_module_imports_no_torch_or_sklearn():
     code = (
         "import sys, trusttrace.mi; "
@@ -486,3 +547,30 @@ def test_errors():
     _raises_one_line(r"y must be a 1-D label vector", mi.stratified_subsample, np.ones((4, 2)), 2, seed=0)
     _raises_one_line(r"n_bootstrap must be 0 \(off\) or >= 2", mi.mi_metrics, X, {0: T}, y, n_bootstrap=1)
     _raises_one_line(r"too few for half-samples", mi.mi_metrics, X[:6], {0: T[:6]}, y[:6], n_bootstrap=4)
+
+
+# ------------------------------------------------------------------------------------------------ workflow
+
+
+@pytest.mark.workflow
+def test_workflow_input_reference_first_checkpoint(tmp_path_factory, tmp_path):
+    """mi.input_reference first_checkpoint: the MI rule takes the first checkpoint's activations as X."""
+    import json
+    import shutil
+
+    import yaml
+    from conftest import REPO, run_workflow, tiny_workflow
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_workflow(tmp_path_factory), workdir, symlinks=True)
+    mi_dir = workdir / "results/mi/tiny"
+    before = {c: json.loads((mi_dir / c / "reliability/layer=2.json").read_text()) for c in ("step0", "step8")}
+    assert before["step8"]["input_reference"] == "same_checkpoint" and "hsic_ixt_ci_high" in before["step8"]
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["mi"]["input_reference"] = "first_checkpoint"
+    run_workflow(workdir, config, "--cores", "2", "results/mi/tiny/step0/reliability", "results/mi/tiny/step8/reliability")
+    after = {c: json.loads((mi_dir / c / "reliability/layer=2.json").read_text()) for c in ("step0", "step8")}
+    assert after["step8"]["input_reference"] == "first_checkpoint"
+    assert after["step0"]["hsic_ixt"] == before["step0"]["hsic_ixt"]  # the first checkpoint is its own reference
+    assert after["step8"]["hsic_ixt"] != before["step8"]["hsic_ixt"]  # X fixed at step0 differs from step8's X
+    assert after["step8"]["hsic_iyt"] == before["step8"]["hsic_iyt"]
