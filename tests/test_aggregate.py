@@ -25,8 +25,8 @@ from trusttrace.aggregate import (
     read_cells,
     write_table,
 )
-from trusttrace.phases import PHASES_SCHEMA, phases_table
 from trusttrace.errors import TrustTraceError
+from trusttrace.phases import PHASES_SCHEMA, phases_table
 from trusttrace.summary import earliest_separable, summary_markdown
 
 from conftest import REPO, tiny_workflow  # noqa: E402

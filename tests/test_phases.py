@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from trusttrace.errors import TrustTraceError
 from trusttrace.phases import (
+    CI_Z,
     NULL_KINDS,
     PHASES_SCHEMA,
     Z_CHANGE,
@@ -173,14 +173,10 @@ def _metrics_rows(checkpoints, steps, ixt, iyt, ixt_se=None):
     rows = []
     for i, (checkpoint, step) in enumerate(zip(checkpoints, steps)):
         se = 0.0 if ixt_se is None else ixt_se
-        rows.append(
-            dict(model="m", checkpoint=checkpoint, checkpoint_index=i, step=step, dimension="d", layer=1,
-                 metric="hsic_ixt", value=ixt[i], ci_low=max(0.0, ixt[i] - 1.96 * se), ci_high=ixt[i] + 1.959963984540054 * se)
-        )
-        rows.append(
-            dict(model="m", checkpoint=checkpoint, checkpoint_index=i, step=step, dimension="d", layer=1,
-                 metric="hsic_iyt", value=iyt[i], ci_low=None, ci_high=None)
-        )
+        keys = {"model": "m", "checkpoint": checkpoint, "checkpoint_index": i, "step": step, "dimension": "d", "layer": 1}
+        low, high = max(0.0, ixt[i] - CI_Z * se), ixt[i] + CI_Z * se
+        rows.append({**keys, "metric": "hsic_ixt", "value": ixt[i], "ci_low": low, "ci_high": high})
+        rows.append({**keys, "metric": "hsic_iyt", "value": iyt[i], "ci_low": None, "ci_high": None})
     return pd.DataFrame(rows)
 
 
