@@ -13,6 +13,10 @@ library's spinning threads from slowing the other's timings.
     .venv/bin/python benchmarks/bench_hsic.py            # m=1600, d=128, L=5, seed 0
     .venv/bin/python benchmarks/bench_hsic.py --m 400 --layers 3
     .venv/bin/python benchmarks/bench_hsic.py --blas-threads 1   # steadier on a busy machine
+    .venv/bin/python benchmarks/bench_hsic.py --n-bootstrap 30     # + cost of the half-sampling SE/CI (mi.n_bootstrap)
+
+With ``--n-bootstrap`` > 0 it also times ``subsample_standard_errors`` (the CI of ``mi.n_bootstrap`` half-samples
+for all L layers) and prints its cost relative to the point estimates of the same L layers (setup included).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts"))
 
-from trusttrace.mi import NormalizedHSIC, nhsic_direct  # noqa: E402
+from trusttrace.mi import NormalizedHSIC, nhsic_direct, subsample_standard_errors  # noqa: E402
 
 
 def make_data(m: int, d_x: int, d_t: int, n_layers: int, seed: int):
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=5, help="layers L sharing one NormalizedHSIC setup")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settle", type=float, default=0.5, help="pause (s) before each timed phase")
+    ap.add_argument("--n-bootstrap", type=int, default=0, help="half-samples for the SE/CI timing (0: skip)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repetitions; the best time of each piece is kept")
     ap.add_argument(
         "--blas-threads",
@@ -136,6 +141,24 @@ def run(args: argparse.Namespace) -> int:
     print("layer  I(X;T)         I(Y;T)")
     for layer, (ixt, iyt) in enumerate(fast_vals):
         print(f"{layer:>5}  {ixt:<13.6g}  {iyt:<13.6g}")
+    if args.n_bootstrap:
+        by_layer = dict(enumerate(layers))
+        ci_times = np.full((2, args.repeats), np.inf)
+        for rep in range(args.repeats):
+            time.sleep(args.settle)
+            t0 = clock()
+            se = subsample_standard_errors(X, by_layer, y, n_resamples=args.n_bootstrap, seed=args.seed)
+            ci_times[:, rep] = clock() - t0
+        ci = ci_times.min(axis=1)
+        point = setup + L * fast_layer
+        ratio = ci / point
+        print(f"half-sampling SE/CI, {args.n_bootstrap} half-samples of {args.m // 2} rows, all {L} layers:")
+        print(f"{'  seconds (wall, cpu)':<34}{ci[0]:>10.4f}{ci[1]:>10.4f}")
+        print(f"{'  point estimates, all layers':<34}{point[0]:>10.4f}{point[1]:>10.4f}")
+        print(f"cost of the CI relative to the point estimate: {ratio[0]:.1f}x wall, {ratio[1]:.1f}x cpu")
+        print("layer  SE I(X;T)      SE I(Y;T)")
+        for layer, values in se.items():
+            print(f"{layer:>5}  {values['ixt']:<13.4g}  {values['iyt']:<13.4g}")
     return 0
 
 

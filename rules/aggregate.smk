@@ -26,7 +26,7 @@ rule aggregate_metrics:
 
 
 rule aggregate_phases:
-    """Per model x dimension x layer: I(X;T) peak (end of fitting), compression after it, accuracy plateau."""
+    """Per model x dimension x layer: fitting and compression of I(X;T), I(Y;T) over checkpoints, accuracy plateau."""
     input:
         metrics=f"{TABLES}/metrics.parquet",
     output:
@@ -45,6 +45,8 @@ rule aggregate_phases:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    params:
+        input_reference=config["mi"]["input_reference"],
     script:
         "../workflow_scripts/aggregate_phases.py"
 

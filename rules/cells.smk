@@ -23,7 +23,8 @@ rule probe:
 rule mutual_information:
     """Normalized HSIC I(X;T), I(Y;T) (and CKA) per layer, reusing the X and Y operators across layers."""
     input:
-        "results/activations/{model}/{checkpoint}/{dimension}",
+        shards="results/activations/{model}/{checkpoint}/{dimension}",
+        reference=mi_reference_activations,
     output:
         directory("results/mi/{model}/{checkpoint}/{dimension}"),
     log:

@@ -73,6 +73,16 @@ def cell_params(wildcards):
     }
 
 
+def mi_reference_activations(wildcards):
+    """X of I(X;T) under mi.input_reference first_checkpoint: the first checkpoint's activations of this cell's
+    model x dimension (from its own wildcards; the first checkpoint does not move when one is added).
+    """
+    if config["mi"]["input_reference"] != "first_checkpoint":
+        return []
+    first = tt_config.checkpoint_names(config, wildcards.model)[0]
+    return f"results/activations/{wildcards.model}/{first}/{wildcards.dimension}"
+
+
 def pretrain_checkpoint_dir(model, checkpoint):
     return f"results/pretrain/{model}/checkpoints/{checkpoint}"
 

@@ -19,18 +19,14 @@ import pytest
 from trusttrace.aggregate import (
     DEGENERATE_SCHEMA,
     METRICS_SCHEMA,
-    PHASES_SCHEMA,
     degenerate_table,
-    detect_phase,
-    first_within_of_max,
     metrics_table,
-    phases_table,
     pretrain_loss_table,
     read_cells,
-    robust_neighbour_noise,
     write_table,
 )
 from trusttrace.errors import TrustTraceError
+from trusttrace.phases import PHASES_SCHEMA, phases_table
 from trusttrace.summary import earliest_separable, summary_markdown
 
 from conftest import REPO, tiny_workflow  # noqa: E402
@@ -216,6 +212,29 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     assert len(csv) == len(table) and csv["value"].sum() == pytest.approx(table["value"].sum())
 
 
+def test_tidy_table_carries_nhsic_cis(tmp_path):
+    directory = tmp_path / "mi" / MODEL / "step16" / "reliability"
+    directory.mkdir(parents=True)
+    record = {
+        **cell_keys(16, "reliability", 2),
+        "hsic_ixt": 3.2,
+        "hsic_ixt_se": 0.1,
+        "hsic_ixt_ci_low": 3.0,
+        "hsic_ixt_ci_high": 3.4,
+        "hsic_iyt": 0.5,
+        "hsic_iyt_ci_low": 0.45,
+        "hsic_iyt_ci_high": 0.55,
+        "cka_xt": 0.3,
+        "n_bootstrap": 30,
+    }
+    (directory / "layer=2.json").write_text(json.dumps(record))
+    rows = metrics_table(read_cells([directory], "mi")).set_index("metric")
+    assert sorted(rows.index) == ["cka_xt", "hsic_ixt", "hsic_iyt"]  # SEs are CI inputs, not metrics
+    assert tuple(rows.loc["hsic_ixt", ["value", "ci_low", "ci_high"]]) == (3.2, 3.0, 3.4)
+    assert tuple(rows.loc["hsic_iyt", ["value", "ci_low", "ci_high"]]) == (0.5, 0.45, 0.55)
+    assert rows.loc["cka_xt", ["ci_low", "ci_high"]].isna().all()
+
+
 def test_parquet_readable_by_polars_and_duckdb(tmp_path, grid):
     path = tmp_path / "metrics.parquet"
     write_table(grid["metrics"], METRICS_SCHEMA, path)
@@ -268,60 +287,6 @@ def test_pretrain_loss_table_concatenates_segments(tmp_path):
 # Phases
 
 
-def test_rise_then_fall_is_compression():
-    steps = [0, 1, 4, 16, 64, 256, 1000, 4000, 10000]
-    values = [0.20, 0.31, 0.42, 0.55, 0.61, 0.52, 0.47, 0.44, 0.43]
-    phase = detect_phase(steps, values)
-    assert phase["peak_step"] == 64 and phase["peak_value"] == 0.61
-    assert phase["drop"] == pytest.approx(0.18)
-    assert phase["compression"] is True
-    assert phase["drop"] > phase["threshold"] > 0
-
-
-def test_rise_then_fall_with_noise_is_compression():
-    rng = np.random.default_rng(1)
-    steps = np.arange(12)
-    values = np.r_[np.linspace(0.2, 0.6, 7), np.linspace(0.6, 0.4, 6)[1:]] + rng.normal(0, 0.01, 12)
-    phase = detect_phase(steps, values)
-    assert phase["peak_step"] == 6
-    assert phase["compression"] is True
-
-
-def test_monotone_rising_is_not_compression():
-    steps = [0, 1, 4, 16, 64, 256, 1000]
-    phase = detect_phase(steps, [0.1, 0.2, 0.35, 0.5, 0.6, 0.66, 0.7])
-    assert phase["peak_step"] == 1000 and phase["drop"] == 0 and phase["compression"] is False
-
-
-def test_noisy_flat_is_not_compression():
-    rng = np.random.default_rng(0)
-    phase = detect_phase(np.arange(10), 0.5 + rng.normal(0, 0.02, 10))
-    assert phase["compression"] is False
-    # and as a rate: pure noise is called compression rarely (about 5% with 8 checkpoints, see detect_phase)
-    calls = [detect_phase(np.arange(8), 0.5 + rng.normal(0, 0.02, 8))["compression"] for _ in range(400)]
-    assert np.mean(calls) < 0.1
-
-
-def test_noise_scale_recovers_neighbour_difference_sd():
-    rng = np.random.default_rng(3)
-    values = np.linspace(0, 5, 4000) + rng.normal(0, 0.1, 4000)  # a linear trend does not count as noise
-    assert robust_neighbour_noise(values) == pytest.approx(0.1 * math.sqrt(2), rel=0.05)
-    assert math.isnan(robust_neighbour_noise([0.1, 0.5, 0.2]))
-
-
-def test_too_few_checkpoints_never_compress():
-    phase = detect_phase([0, 8], [0.9, 0.1])
-    assert phase["peak_step"] == 0 and phase["compression"] is False and math.isnan(phase["noise_scale"])
-
-
-def test_first_step_within_one_point_of_max():
-    steps = [0, 1, 4, 16, 64, 256]
-    index, best = first_within_of_max(steps, [0.5, 0.62, 0.795, 0.80, 0.81, 0.79])
-    assert (index, best) == (3, 0.81)  # 0.795 is 0.015 below the max; 0.80 is within 0.01
-    index, _ = first_within_of_max([64, 0, 16], [0.9, 0.5, 0.895])  # unsorted input: position in the input
-    assert index == 2
-
-
 def test_phases_table_on_grid(grid):
     phases = grid["phases"]
     assert list(phases.columns) == [f.name for f in PHASES_SCHEMA]
@@ -329,16 +294,27 @@ def test_phases_table_on_grid(grid):
     reliability = phases[phases["dimension"] == "reliability"]
     assert set(reliability["peak_step"]) == {IXT_PEAK}
     assert set(reliability["peak_checkpoint"]) == {f"step{IXT_PEAK}"}
-    assert reliability["compression"].all()
-    assert reliability["drop"].tolist() == pytest.approx([0.08 * 3] * 3)
+    # I(X;T) rises to step 64 and falls to the end while I(Y;T) keeps rising: fitting, then compression
+    assert reliability["fitting"].all() and reliability["compression"].all()
+    assert set(reliability["fitting_start_step"]) == {0} and set(reliability["fitting_end_step"]) == {IXT_PEAK}
+    assert set(reliability["compression_end_step"]) == {STEPS[-1]}
+    assert reliability["ixt_rise"].tolist() == pytest.approx([0.4] * 3)
+    assert reliability["ixt_drop"].tolist() == pytest.approx([0.08 * 3] * 3)
+    assert reliability["drop"].tolist() == reliability["ixt_drop"].tolist()
+    index = STEPS.index(IXT_PEAK)
+    expected_iyt = [0.1 + 0.05 * (len(STEPS) - 1) * layer / 3 - (0.1 + 0.05 * index * layer / 3) for layer in (1, 2, 3)]
+    assert reliability["iyt_change_during_compression"].tolist() == pytest.approx(expected_iyt, abs=2e-4)
     privacy = phases[phases["dimension"] == "privacy"]
-    assert set(privacy["peak_step"]) == {STEPS[-1]} and not privacy["compression"].any()
+    # monotone rise: fitting to the last checkpoint, nothing after it to compress
+    assert set(privacy["peak_step"]) == {STEPS[-1]} and privacy["fitting"].all() and not privacy["compression"].any()
+    assert privacy["compression_end_step"].isna().all()
+    assert set(phases["input_reference"]) == {"same_checkpoint"}
     # accuracy of layer 2 (reliability): first within 0.01 of its maximum
     expected = [accuracy_of(s, "reliability", 2) for s in STEPS]
     first = next(s for s, a in zip(STEPS, expected) if a >= max(expected) - 0.01)
     row = reliability.set_index("layer").loc[2]
     assert row["accuracy_plateau_step"] == first and row["accuracy_max"] == max(expected)
-    assert "second differences" in row["noise_method"]
+    assert "second differences" in row["noise_method"] and "random-walk" in row["noise_method"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -455,6 +431,10 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     phases = pd.read_parquet(results / "tables" / "phases.parquet")
     assert set(phases["layer"]) == {1, 2} and set(phases["dimension"]) == {"reliability"}
     assert not phases["compression"].any()  # 2 checkpoints: too few to tell a drop from noise
+    assert not phases["fitting"].any() and phases["noise_scale"].isna().all()
+    assert set(phases["input_reference"]) == {"same_checkpoint"}
+    hsic = metrics[metrics["metric"].isin(["hsic_ixt", "hsic_iyt"])]
+    assert hsic["ci_low"].notna().all() and (hsic["ci_low"] <= hsic["value"]).all() and (hsic["value"] < hsic["ci_high"]).all()
     loss = pd.read_parquet(results / "tables" / "pretrain_loss.parquet")
     assert loss["step"].tolist() == list(range(1, 9)) and (loss["loss"] > 0).all()
     figures = results / "figures" / "tiny"

@@ -353,6 +353,155 @@ def test_mi_metrics_table_and_single_setup(monkeypatch):
         assert row["hsic_ixt_median"] > 0 and row["hsic_iyt_median"] > 0
 
 
+# ------------------------------------------------------------------------------------------------ uncertainty
+
+
+CI_KEYS = ("hsic_ixt_se", "hsic_ixt_ci_low", "hsic_ixt_ci_high", "hsic_iyt_se", "hsic_iyt_ci_low", "hsic_iyt_ci_high")
+
+
+def test_half_sample_ci_contains_estimate_and_is_seeded():
+    X, y, T = _make(160, 5, 7, seed=30)
+    out = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=3)[1]
+    assert set(CI_KEYS) <= set(out)
+    for name in ("ixt", "iyt"):
+        assert out[f"hsic_{name}_se"] > 0
+        assert out[f"hsic_{name}_ci_low"] < out[f"hsic_{name}"] < out[f"hsic_{name}_ci_high"]
+        assert out[f"hsic_{name}_ci_high"] - out[f"hsic_{name}"] == pytest.approx(mi.CI_Z * out[f"hsic_{name}_se"])
+    again = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=3)[1]
+    assert all(again[k] == out[k] for k in CI_KEYS)  # byte-identical with the same seed
+    other = mi.mi_metrics(X, {1: T}, y, n_bootstrap=12, seed=4)[1]
+    assert other["hsic_ixt_se"] != out["hsic_ixt_se"]
+    assert not set(CI_KEYS) & set(mi.mi_metrics(X, {1: T}, y)[1])  # n_bootstrap 0: no CI
+
+
+def test_half_samples_are_stratified_halves_without_replacement():
+    y = np.r_[np.zeros(30), np.ones(10)]
+    samples = mi.half_samples(y, 5, seed=0)
+    assert len(samples) == 5 and all(s.size == 20 and np.unique(s).size == 20 for s in samples)
+    assert all(y[s].sum() == 5 for s in samples)  # class shares kept
+    assert not np.array_equal(samples[0], samples[1])
+    assert all(np.array_equal(a, b) for a, b in zip(samples, mi.half_samples(y, 5, seed=0)))
+
+
+def test_ci_narrows_with_more_rows():
+    widths = {}
+    for m in (100, 400):
+        X, y, T = _make(m, 4, 6, seed=31)
+        out = mi.mi_metrics(X, {1: T}, y, n_bootstrap=16, seed=0)[1]
+        widths[m] = (out["hsic_ixt_se"], out["hsic_iyt_se"])
+    # four times the rows: about half the SE for a sqrt(m)-consistent estimate
+    assert widths[400][0] < 0.8 * widths[100][0] and widths[400][1] < 0.8 * widths[100][1]
+
+
+def test_half_sample_se_matches_the_sd_over_independent_datasets():
+    # the SE of one dataset should estimate the spread of the estimate over fresh datasets of the same size
+    population = np.random.default_rng(34)
+    W, v = population.standard_normal((3, 4)), population.standard_normal(4)  # one population, fresh rows
+    estimates, ses = {"ixt": [], "iyt": []}, {"ixt": [], "iyt": []}
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        X = rng.standard_normal((120, 3))
+        y = (rng.random(120) < 0.4).astype(float)
+        T = np.tanh(X @ W / np.sqrt(3)) + 0.5 * np.outer(y, v) + 0.3 * rng.standard_normal((120, 4))
+        out = mi.mi_metrics(_standardize(X), {1: _standardize(T)}, y, n_bootstrap=10, seed=seed)[1]
+        for name in estimates:
+            estimates[name].append(out[f"hsic_{name}"])
+            ses[name].append(out[f"hsic_{name}_se"])
+    for name in estimates:
+        ratio = np.mean(ses[name]) / np.std(estimates[name], ddof=1)
+        assert 0.6 < ratio < 1.7, (name, ratio)
+
+
+def test_ci_known_answers_independent_and_identical():
+    rng = np.random.default_rng(32)
+    m = 300
+    x = _standardize(rng.standard_normal((m, 1)))
+    y = (rng.random(m) < 0.5).astype(float)
+    independent = mi.mi_metrics(x, {1: _standardize(rng.standard_normal((m, 1)))}, y, n_bootstrap=10, seed=0)[1]
+    assert independent["hsic_ixt_ci_low"] == 0.0 or independent["hsic_ixt_ci_low"] < 0.01
+    assert independent["hsic_ixt_ci_high"] < 0.05
+    # X = T (one feature): one shared direction with eigenvalue ratio mu / (mu + lambda) ~ 0.976, squared ~ 0.95
+    identical = mi.mi_metrics(x, {1: x.copy()}, y, n_bootstrap=10, seed=0)[1]
+    assert 0.93 < identical["hsic_ixt_ci_low"] <= identical["hsic_ixt"] <= identical["hsic_ixt_ci_high"] < 0.97
+
+
+def test_sigma_50_nhsic_is_nearly_its_linear_kernel_counterpart():
+    # with sigma = 50 on standardised features K ~ 1 - D / (2 sigma^2 d): the centred kernel is the linear Gram
+    # matrix / (sigma^2 d), so the estimate is a ridge-regularised linear dependence measure
+    X, y, T = _make(200, 8, 16, seed=33)
+    X, T = _standardize(X), _standardize(T)
+
+    def rs_linear(A):
+        Ac = A - A.mean(axis=0)
+        S = Ac @ Ac.T / (50.0**2 * A.shape[1])
+        return S @ np.linalg.inv(S + 1e-5 * A.shape[0] * np.eye(A.shape[0]))
+
+    gaussian = mi.nhsic_direct(X, T)
+    linear = float(np.einsum("ij,ji->", rs_linear(X), rs_linear(T)))
+    assert gaussian > 1.0 and abs(gaussian - linear) < 1e-3 * gaussian
+
+
+# ------------------------------------------------------------------------------------------------ cell_metrics
+
+
+def _write_activations(directory, layers: dict, labels, splits, row_ids=None):
+    from trusttrace.shards import shard_name, write_manifest, write_shard
+
+    directory.mkdir(parents=True)
+    row_ids = np.arange(len(labels)) if row_ids is None else row_ids
+    digests = {
+        layer: write_shard(directory / shard_name(layer), row_ids, labels, splits, A.astype(np.float32), {"layer": layer})
+        for layer, A in layers.items()
+    }
+    write_manifest(directory, digests, {"model": "m"})
+    return directory
+
+
+SETTINGS = {"max_samples": 80, "input_layer": 1, "sigma": 50.0, "lambda_factor": 1e-5, "median_lambda_factor": 0.1,
+            "seed": 0, "n_bootstrap": 6, "input_reference": "same_checkpoint"}
+
+
+def test_cell_metrics_subsamples_standardises_and_marks_degenerate_layers(tmp_path):
+    rng = np.random.default_rng(40)
+    n = 120
+    labels = (rng.random(n) < 0.5).astype(int)
+    splits = np.where(np.arange(n) < 100, "train", "test")
+    X = rng.standard_normal((n, 6))
+    T = np.tanh(X @ rng.standard_normal((6, 5))) + np.outer(labels, rng.standard_normal(5))
+    directory = _write_activations(tmp_path / "a", {0: np.ones((n, 4)), 1: X, 2: T}, labels, splits)
+    out = mi.cell_metrics(directory, SETTINGS)
+    assert set(out) == {0, 1, 2} and "constant" in out[0]["degenerate"] and out[0]["m"] == 80
+    # the same numbers as mi_metrics on the subsampled, standardised train rows
+    rows = mi.stratified_subsample(labels[:100], 80, seed=0)
+    Xs, Ts = _standardize(X[:100][rows].astype(np.float32).astype(float)), T[:100][rows].astype(np.float32)
+    expected = mi.mi_metrics(Xs, {2: _standardize(Ts.astype(float))}, labels[:100][rows], n_bootstrap=6, seed=0)[2]
+    assert out[2]["hsic_ixt"] == pytest.approx(expected["hsic_ixt"], rel=1e-9)
+    assert out[2]["hsic_iyt_ci_high"] == pytest.approx(expected["hsic_iyt_ci_high"], rel=1e-9)
+    assert out[1]["hsic_ixt"] > out[2]["hsic_ixt"]  # X against itself
+
+
+def test_cell_metrics_first_checkpoint_reference_fixes_x(tmp_path):
+    rng = np.random.default_rng(41)
+    n = 100
+    labels = (rng.random(n) < 0.5).astype(int)
+    splits = np.array(["train"] * n)
+    X0 = rng.standard_normal((n, 5))
+    X1 = rng.standard_normal((n, 5))  # the input layer moved completely by the later checkpoint
+    first = _write_activations(tmp_path / "first", {1: X0, 2: X0 @ rng.standard_normal((5, 5))}, labels, splits)
+    later = _write_activations(tmp_path / "later", {1: X1, 2: X0 + 0.01 * X1}, labels, splits)
+    fixed = {**SETTINGS, "input_reference": "first_checkpoint", "n_bootstrap": 0}
+    same = mi.cell_metrics(later, {**SETTINGS, "n_bootstrap": 0})
+    reference = mi.cell_metrics(later, fixed, reference_dir=first)
+    # layer 2 of the later checkpoint carries X0: high against the first checkpoint's X, low against its own
+    assert reference[2]["hsic_ixt"] > 3 * same[2]["hsic_ixt"]
+    assert reference[2]["hsic_iyt"] == same[2]["hsic_iyt"]  # I(Y;T) does not depend on X
+    with pytest.raises(TrustTraceError, match="must be given exactly when"):
+        mi.cell_metrics(later, fixed)
+    shuffled = _write_activations(tmp_path / "shuffled", {1: X0}, labels, splits, row_ids=np.arange(n)[::-1])
+    with pytest.raises(TrustTraceError, match="train row_ids of .* differ"):
+        mi.cell_metrics(later, fixed, reference_dir=shuffled)
+
+
 def test_module_imports_no_torch_or_sklearn():
     code = (
         "import sys, trusttrace.mi; "
@@ -396,3 +545,32 @@ def test_errors():
     _raises_one_line(r"all rows identical", mi.median_heuristic_sigma, np.ones((6, 2)))
     _raises_one_line(r"max_samples must be an integer >= 1", mi.stratified_subsample, y, 0, seed=0)
     _raises_one_line(r"y must be a 1-D label vector", mi.stratified_subsample, np.ones((4, 2)), 2, seed=0)
+    _raises_one_line(r"n_bootstrap must be 0 \(off\) or >= 2", mi.mi_metrics, X, {0: T}, y, n_bootstrap=1)
+    _raises_one_line(r"too few for half-samples", mi.mi_metrics, X[:6], {0: T[:6]}, y[:6], n_bootstrap=4)
+
+
+# ------------------------------------------------------------------------------------------------ workflow
+
+
+@pytest.mark.workflow
+def test_workflow_input_reference_first_checkpoint(tmp_path_factory, tmp_path):
+    """mi.input_reference first_checkpoint: the MI rule takes the first checkpoint's activations as X."""
+    import json
+    import shutil
+
+    import yaml
+    from conftest import REPO, run_workflow, tiny_workflow
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_workflow(tmp_path_factory), workdir, symlinks=True)
+    mi_dir = workdir / "results/mi/tiny"
+    before = {c: json.loads((mi_dir / c / "reliability/layer=2.json").read_text()) for c in ("step0", "step8")}
+    assert before["step8"]["input_reference"] == "same_checkpoint" and "hsic_ixt_ci_high" in before["step8"]
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["mi"]["input_reference"] = "first_checkpoint"
+    run_workflow(workdir, config, "--cores", "2", "results/mi/tiny/step0/reliability", "results/mi/tiny/step8/reliability")
+    after = {c: json.loads((mi_dir / c / "reliability/layer=2.json").read_text()) for c in ("step0", "step8")}
+    assert after["step8"]["input_reference"] == "first_checkpoint"
+    assert after["step0"]["hsic_ixt"] == before["step0"]["hsic_ixt"]  # the first checkpoint is its own reference
+    assert after["step8"]["hsic_ixt"] != before["step8"]["hsic_ixt"]  # X fixed at step0 differs from step8's X
+    assert after["step8"]["hsic_iyt"] == before["step8"]["hsic_iyt"]

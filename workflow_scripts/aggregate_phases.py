@@ -1,4 +1,4 @@
-"""Rule aggregate_phases: metrics table -> results/tables/phases.{parquet,csv} (fitting -> compression of I(X;T))."""
+"""Rule aggregate_phases: metrics table -> results/tables/phases.{parquet,csv} (fitting and compression of I(X;T))."""
 
 import logging
 import sys
@@ -7,11 +7,17 @@ import pandas as pd
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from trusttrace.aggregate import PHASES_SCHEMA, phases_table, write_table  # noqa: E402
+from trusttrace.aggregate import write_table  # noqa: E402
 from trusttrace.io import setup_job_logging  # noqa: E402
+from trusttrace.phases import PHASES_SCHEMA, phases_table  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_job_logging(smk.log[0])
-phases = phases_table(pd.read_parquet(smk.input.metrics))
+phases = phases_table(pd.read_parquet(smk.input.metrics), input_reference=smk.params.input_reference)
 write_table(phases, PHASES_SCHEMA, smk.output.parquet, smk.output.csv)
-logging.info("%d (model, dimension, layer) curves, compression in %d", len(phases), int(phases["compression"].sum()))
+logging.info(
+    "%d (model, dimension, layer) curves: fitting in %d, compression in %d",
+    len(phases),
+    int(phases["fitting"].sum()),
+    int(phases["compression"].sum()),
+)

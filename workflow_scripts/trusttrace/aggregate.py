@@ -1,5 +1,5 @@
-"""From per-cell metrics files to tidy tables: one row per (model, checkpoint, dimension, layer, metric), the
-pre-training loss curve, and the fitting -> compression phases of I(X;T).
+"""From per-cell metrics files to tidy tables: one row per (model, checkpoint, dimension, layer, metric) and the
+pre-training loss curve (the fitting and compression phases are in ``trusttrace.phases``).
 
 Pure functions over paths, dicts and DataFrames; no snakemake object and no torch.
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -46,7 +45,11 @@ MI_METRICS = ("hsic_ixt", "hsic_iyt", "hsic_ixt_median", "hsic_iyt_median", "cka
 STEERING_ALPHA_METRICS = ("margin", "margin_change", "accuracy", "accuracy_change", "unparseable")
 STEERING_CELL_METRICS = ("best_margin_change",)
 # metric -> (ci_low key, ci_high key) in the cell file
-CI_KEYS = {"accuracy": ("accuracy_ci_low", "accuracy_ci_high")}
+CI_KEYS = {
+    "accuracy": ("accuracy_ci_low", "accuracy_ci_high"),
+    "hsic_ixt": ("hsic_ixt_ci_low", "hsic_ixt_ci_high"),
+    "hsic_iyt": ("hsic_iyt_ci_low", "hsic_iyt_ci_high"),
+}
 
 SOURCES = ("probe", "mi", "steering")
 CELL_KEYS = ("model", "checkpoint", "step", "tokens", "dimension", "layer")
@@ -89,35 +92,6 @@ LOSS_SCHEMA = pa.schema(
         ("lr", pa.float64()),
     ]
 )
-
-NOISE_METHOD = (
-    "robust SD of the difference between neighbouring checkpoints: 1.4826 * median(|second differences|) / sqrt(3) "
-    "(second differences cancel any locally linear trend; for white noise of SD s they have SD s*sqrt(6), a "
-    "neighbour difference s*sqrt(2))"
-)
-PHASES_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("dimension", pa.string()),
-        ("layer", pa.int64()),
-        ("metric", pa.string()),
-        ("n_checkpoints", pa.int64()),
-        ("peak_checkpoint", pa.string()),
-        ("peak_step", pa.int64()),
-        ("peak_value", pa.float64()),
-        ("final_value", pa.float64()),
-        ("drop", pa.float64()),
-        ("relative_drop", pa.float64()),
-        ("noise_scale", pa.float64()),
-        ("threshold", pa.float64()),
-        ("compression", pa.bool_()),
-        ("noise_method", pa.string()),
-        ("accuracy_max", pa.float64()),
-        ("accuracy_plateau_checkpoint", pa.string()),
-        ("accuracy_plateau_step", pa.int64()),
-    ]
-)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading cells
@@ -308,117 +282,3 @@ def _clean(value):
     if hasattr(value, "item"):
         return _clean(value.item())
     return value
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Phases
-
-
-def robust_neighbour_noise(values: Sequence[float]) -> float:
-    """Noise scale of the difference between two neighbouring checkpoints' values (see ``NOISE_METHOD``).
-
-    NaN with fewer than 4 points (2 second differences): too few to tell noise from trend.
-    """
-    values = np.asarray(values, dtype=float)
-    if len(values) < 4:
-        return math.nan
-    second = np.diff(values, n=2)
-    return float(1.4826 * np.median(np.abs(second)) / math.sqrt(3.0))
-
-
-def detect_phase(
-    steps: Sequence[float],
-    values: Sequence[float],
-    *,
-    k: float = 3.0,
-    min_relative_drop: float = 0.01,
-) -> dict:
-    """Fitting -> compression on one I(X;T) curve.
-
-    The peak (largest value; the earliest if tied) ends the fitting phase. ``drop`` = peak value - last value: how
-    much of the peak is lost by the end of training. Compression is called when
-    ``drop > max(k * noise, min_relative_drop * |peak|)``, where ``noise`` is ``robust_neighbour_noise`` of the
-    curve (in checkpoint order) and the relative floor keeps noiseless curves from calling float jitter a phase.
-    A peak at the last checkpoint is never followed by compression; with fewer than 4 checkpoints the noise
-    cannot be estimated and compression is False.
-    """
-    steps = np.asarray(steps, dtype=float)
-    values = np.asarray(values, dtype=float)
-    index = _finite_in_step_order(steps, values, "detect_phase")
-    curve = values[index]
-    peak = int(np.argmax(curve))
-    noise = robust_neighbour_noise(curve)
-    drop = float(curve[peak] - curve[-1])
-    threshold = max(k * noise, min_relative_drop * abs(curve[peak])) if math.isfinite(noise) else math.nan
-    compression = bool(peak < len(curve) - 1 and math.isfinite(threshold) and drop > threshold)
-    return {
-        "n_checkpoints": int(len(curve)),
-        "peak_index": int(index[peak]),
-        "peak_step": float(steps[index[peak]]),
-        "peak_value": float(curve[peak]),
-        "final_value": float(curve[-1]),
-        "drop": drop,
-        "relative_drop": drop / curve[peak] if curve[peak] != 0 else math.nan,
-        "noise_scale": noise,
-        "threshold": threshold,
-        "compression": compression,
-    }
-
-
-def first_within_of_max(steps: Sequence[float], values: Sequence[float], tolerance: float = 0.01) -> tuple[int, float]:
-    """(position in the inputs of the first checkpoint, in step order, whose value is >= max - tolerance; max)."""
-    steps = np.asarray(steps, dtype=float)
-    values = np.asarray(values, dtype=float)
-    index = _finite_in_step_order(steps, values, "first_within_of_max")
-    best = float(values[index].max())
-    return int(index[np.flatnonzero(values[index] >= best - tolerance - 1e-9)[0]]), best
-
-
-def _finite_in_step_order(steps: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
-    """Positions of the finite values, sorted by step (stable)."""
-    if steps.shape != values.shape or steps.ndim != 1:
-        raise TrustTraceError(f"{name}: steps and values must be 1-d of equal length ({steps.shape}, {values.shape})")
-    index = np.flatnonzero(np.isfinite(values))
-    if len(index) == 0:
-        raise TrustTraceError(f"{name}: no finite values")
-    return index[np.argsort(steps[index], kind="stable")]
-
-
-def x_positions(frame: pd.DataFrame) -> pd.Series:
-    """The checkpoint axis: the step where every row has one, else the checkpoint index."""
-    if frame["step"].notna().all():
-        return frame["step"].astype(float)
-    return frame["checkpoint_index"].astype(float)
-
-
-def phases_table(
-    metrics: pd.DataFrame, *, metric: str = "hsic_ixt", k: float = 3.0, tolerance: float = 0.01
-) -> pd.DataFrame:
-    """Per (model, dimension, layer): where ``metric`` (I(X;T)) peaks, whether compression follows, and the first
-    step at which probe accuracy comes within ``tolerance`` of its maximum. See ``detect_phase``; the noise
-    estimate is named in the ``noise_method`` column."""
-    rows = []
-    keys = ["model", "dimension", "layer"]
-    curves = metrics[metrics["metric"].isin([metric, "accuracy"])]
-    for (model, dimension, layer), group in curves.groupby(keys, sort=True):
-        row = {"model": model, "dimension": dimension, "layer": int(layer), "metric": metric, "noise_method": NOISE_METHOD}
-        mi = group[group["metric"] == metric].sort_values("checkpoint_index")
-        if len(mi):
-            x = x_positions(mi).to_numpy()
-            phase = detect_phase(x, mi["value"].to_numpy(), k=k)
-            peak_row = mi.iloc[phase.pop("peak_index")]
-            row.update(phase)
-            row["peak_checkpoint"] = peak_row["checkpoint"]
-            row["peak_step"] = _clean(peak_row["step"])
-        accuracy = group[group["metric"] == "accuracy"].sort_values("checkpoint_index")
-        if len(accuracy):
-            index, best = first_within_of_max(x_positions(accuracy).to_numpy(), accuracy["value"].to_numpy(), tolerance)
-            plateau = accuracy.iloc[index]
-            row.update(
-                accuracy_max=best,
-                accuracy_plateau_checkpoint=plateau["checkpoint"],
-                accuracy_plateau_step=_clean(plateau["step"]),
-            )
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=[f.name for f in PHASES_SCHEMA])
-    return to_arrow(frame, PHASES_SCHEMA).to_pandas()

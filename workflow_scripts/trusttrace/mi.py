@@ -44,14 +44,28 @@ Better estimators reported beside the paper's: the same normalized HSIC with sig
 the median heuristic the kernels are sharp (centered eigenvalues far above ``lambda = 1e-5 m``), ``Rs`` is close
 to the centering projection and the estimate saturates near its bounds (I(X;T) ~ m - 1, I(Y;T) ~ 1 for a binary
 label) whatever T is; it needs a larger ``lambda_factor`` (about 1e-2 to 1e-1) to discriminate.
+
+What the paper's setting measures. With sigma = 50 on standardised features the kernel is ``exp(-D / (2 sigma^2 d))``
+with ``D / d ~ 2`` per pair, i.e. ``K ~ 1 - D / (5000 d)``: the centred kernel is the linear Gram matrix divided by
+``sigma^2 d`` up to terms of relative size ~2e-4, and the estimate equals its linear-kernel counterpart to within
+about 1e-3 (measured: |difference| <= 2.7e-3 on I(X;T) values of 2.5-6.7, <= 6e-5 on I(Y;T), synthetic m = 400;
+<= 5e-4 on the tiny test model's activations). It is a ridge-regularised linear dependence measure (roughly, the
+number of shared directions whose variance clears lambda), not a general mutual information.
+
+Uncertainty (``subsample_standard_errors``, config ``mi.n_bootstrap``). The SE of a cell's nHSIC comes from seeded,
+class-stratified half-samples without replacement (delete-m/2 jackknife): SE = SD of the half-sample estimates
+(factor b / (m - b) = 1), CI = estimate +- 1.96 SE (low end clipped at 0). Checked on simulated data against the
+spread over fresh datasets of one population: SE / Monte-Carlo SD 0.95 (I(Y;T)) to 1.2-1.3 (I(X;T), conservative).
+30 half-samples cost about 5-6x the point estimates of the same layers (m = 2000; benchmarks/bench_hsic.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Mapping
 
 import numpy as np
 from scipy.linalg import blas as _blas
@@ -60,20 +74,28 @@ from scipy.linalg import lapack as _lapack
 from trusttrace.errors import TrustTraceError
 
 __all__ = [
-    "DEFAULT_SIGMA",
     "DEFAULT_LAMBDA_FACTOR",
-    "gaussian_kernel",
-    "hsic_operator_direct",
-    "nhsic_direct",
+    "DEFAULT_SIGMA",
     "NormalizedHSIC",
-    "median_heuristic_sigma",
+    "cell_metrics",
+    "gaussian_kernel",
+    "half_samples",
+    "hsic_operator_direct",
     "linear_cka",
-    "stratified_subsample",
+    "median_heuristic_sigma",
     "mi_metrics",
+    "nhsic_direct",
+    "stratified_subsample",
+    "subsample_standard_errors",
 ]
 
 DEFAULT_SIGMA = 50.0
 DEFAULT_LAMBDA_FACTOR = 1e-5
+# Uncertainty of nHSIC: half-samples (stratified, without replacement) of the cell's rows; see
+# ``subsample_standard_errors``. CIs are value +- CI_Z SE (low end clipped at 0, nHSIC >= 0).
+DEFAULT_N_BOOTSTRAP = 30
+CI_Z = 1.959963984540054
+INPUT_REFERENCES = ("same_checkpoint", "first_checkpoint")
 
 MIN_ROWS = 4
 # A side (X or Y) with at most this many distinct rows uses the exact low-rank path; more use the dense path.
@@ -625,9 +647,13 @@ def mi_metrics(
     sigma: float = DEFAULT_SIGMA,
     lambda_factor: float = DEFAULT_LAMBDA_FACTOR,
     median_lambda_factor: float | None = None,
+    n_bootstrap: int = 0,
+    seed: int = 0,
 ) -> dict[int, dict[str, float]]:
     """Per layer: ``hsic_ixt``, ``hsic_iyt`` (paper's sigma), ``hsic_ixt_median``, ``hsic_iyt_median`` (median
     heuristic sigma per representation), ``cka_xt``, ``cka_yt`` (linear CKA; y as an m x 1 float column).
+    With ``n_bootstrap`` > 0 also ``hsic_{ixt,iyt}_se`` and ``hsic_{ixt,iyt}_ci_{low,high}`` of the paper's
+    estimator from ``n_bootstrap`` seeded half-samples (``subsample_standard_errors``).
 
     Builds one ``NormalizedHSIC`` per sigma choice and reuses it across all layers. The median-heuristic variant
     uses ``median_lambda_factor`` (default: ``lambda_factor``): its kernels are sharp, and at the paper's 1e-5 its
@@ -635,9 +661,13 @@ def mi_metrics(
     """
     if not isinstance(T_by_layer, Mapping) or len(T_by_layer) == 0:
         raise TrustTraceError("mi: T_by_layer must be a non-empty dict {layer index: (m, d) activations}")
+    if n_bootstrap is None or int(n_bootstrap) < 0 or int(n_bootstrap) == 1:
+        raise TrustTraceError(f"mi: n_bootstrap must be 0 (off) or >= 2 half-samples, got {n_bootstrap!r}")
     Xm = _as_matrix(X, "X")
     Y = _as_labels(y, "y")
     _check_same_rows(Xm.shape[0], Y, "X", "y")
+    if n_bootstrap and Xm.shape[0] // 2 < MIN_ROWS:
+        raise TrustTraceError(f"mi: {Xm.shape[0]} rows are too few for half-samples; set mi.n_bootstrap: 0")
     paper = NormalizedHSIC(Xm, Y, sigma=sigma, lambda_factor=lambda_factor)
     median = NormalizedHSIC(
         Xm, Y, sigma=sigma, lambda_factor=median_lambda_factor or lambda_factor, median_heuristic=True
@@ -656,4 +686,138 @@ def mi_metrics(
             "cka_xt": linear_cka(Xm, Tm),
             "cka_yt": linear_cka(Y, Tm),
         }
+    if n_bootstrap:
+        se = subsample_standard_errors(
+            Xm, T_by_layer, y, n_resamples=n_bootstrap, seed=seed, sigma=sigma, lambda_factor=lambda_factor
+        )
+        for layer, values in out.items():
+            for name in ("ixt", "iyt"):
+                value, error = values[f"hsic_{name}"], se[layer][name]
+                values[f"hsic_{name}_se"] = error
+                values[f"hsic_{name}_ci_low"] = max(0.0, value - CI_Z * error)
+                values[f"hsic_{name}_ci_high"] = value + CI_Z * error
     return out
+
+
+def half_samples(y: np.ndarray, n_resamples: int, seed: int) -> list[np.ndarray]:
+    """``n_resamples`` seeded class-stratified subsamples of ``len(y) // 2`` rows, without replacement."""
+    m = np.asarray(y).shape[0]
+    size = m // 2
+    if size < MIN_ROWS:
+        raise TrustTraceError(f"mi: {m} rows are too few for half-samples (need {2 * MIN_ROWS}); set mi.n_bootstrap: 0")
+    return [stratified_subsample(y, size, seed=[int(seed), k]) for k in range(int(n_resamples))]
+
+
+def subsample_standard_errors(
+    X: np.ndarray,
+    T_by_layer: Mapping[int, np.ndarray],
+    y: np.ndarray,
+    *,
+    n_resamples: int = DEFAULT_N_BOOTSTRAP,
+    seed: int = 0,
+    sigma: float = DEFAULT_SIGMA,
+    lambda_factor: float = DEFAULT_LAMBDA_FACTOR,
+) -> dict[int, dict[str, float]]:
+    """Per layer ``{"ixt": SE, "iyt": SE}`` of the paper's nHSIC from half-sampling (delete-d jackknife).
+
+    Each of ``n_resamples`` seeded stratified half-samples (``half_samples``; the same rows for every layer)
+    gets its own estimate; with b = m // 2 rows out of m, ``SE^2 = b / (m - b) * Var(half-sample estimates)``
+    (Shao & Wu 1989; the factor is 1 for b = m/2). Half-samples rather than a with-replacement bootstrap: a
+    duplicated row makes two identical kernel rows, which the ridge in ``(S + lambda I)^{-1}`` treats
+    differently from two close rows; and an (m/2)-row estimate costs ~1/8 of an m-row one (Cholesky, m^3).
+    """
+    if int(n_resamples) < 2:
+        raise TrustTraceError(f"mi: n_bootstrap must be 0 (off) or >= 2 half-samples, got {n_resamples}")
+    Xm = _as_matrix(X, "X")
+    labels = np.asarray(y)
+    m = Xm.shape[0]
+    estimates: dict[int, list[tuple[float, float]]] = {layer: [] for layer in T_by_layer}
+    for rows in half_samples(labels, n_resamples, seed):
+        hsic = NormalizedHSIC(Xm[rows], labels[rows], sigma=sigma, lambda_factor=lambda_factor)
+        for layer, T in T_by_layer.items():
+            estimates[layer].append(hsic.estimate(np.asarray(T)[rows]))
+    size = m // 2
+    factor = size / (m - size)
+    out = {}
+    for layer, values in estimates.items():
+        arr = np.asarray(values)
+        sd = np.sqrt(factor * arr.var(axis=0, ddof=1))
+        out[layer] = {"ixt": float(sd[0]), "iyt": float(sd[1])}
+    return out
+
+
+def _standardized_train_rows(shard: dict, rows: np.ndarray) -> np.ndarray:
+    """The subsampled train rows of one layer's shard, standardised (train statistics, as for the probe)."""
+    from trusttrace.probe import standardize
+    from trusttrace.shards import split_arrays
+
+    X_train = split_arrays(shard, "train")[0][rows]
+    return standardize(X_train, X_train[:1])[0]
+
+
+def cell_metrics(
+    shards_dir, settings: Mapping, reference_dir=None
+) -> dict[int, dict]:
+    """Every layer's MI metrics (``mi_metrics``) of one (checkpoint, dimension) activation directory.
+
+    ``settings``: the config's ``mi`` section (max_samples, input_layer, sigma, lambda_factor,
+    median_lambda_factor, seed, n_bootstrap). Rows: the train split, a seeded class-stratified subsample of at
+    most ``max_samples``; every representation is standardised on those rows. X is the ``input_layer`` of
+    ``reference_dir`` when given (``mi.input_reference: first_checkpoint``: X fixed across checkpoints; its
+    train rows must be the same row_ids in the same order), else of ``shards_dir``. A layer whose activations are
+    constant gets ``{"degenerate": reason}``; a constant X is a TrustTraceError (nothing to compare against).
+    """
+    from trusttrace.errors import DegenerateCellError
+    from trusttrace.shards import available_layers, read_shard, split_arrays
+
+    reference = settings.get("input_reference", "same_checkpoint")
+    if reference not in INPUT_REFERENCES:
+        raise TrustTraceError(f"mi.input_reference must be one of {INPUT_REFERENCES}, got {reference!r}")
+    if (reference == "first_checkpoint") != (reference_dir is not None):
+        raise TrustTraceError(
+            f"mi.input_reference {reference}: the first checkpoint's activation directory must be given "
+            "exactly when the reference is first_checkpoint"
+        )
+    input_layer = int(settings["input_layer"])
+    source = reference_dir if reference_dir is not None else shards_dir
+    input_shard = read_shard(source, input_layer)
+    labels_shard = read_shard(shards_dir, input_layer) if reference_dir is not None else input_shard
+    y = split_arrays(labels_shard, "train")[1]
+    if reference_dir is not None:
+        here = labels_shard["row_id"][labels_shard["split"] == "train"]
+        there = input_shard["row_id"][input_shard["split"] == "train"]
+        if here.shape != there.shape or not np.array_equal(here, there):
+            raise TrustTraceError(
+                f"mi.input_reference first_checkpoint: train row_ids of {reference_dir} and {shards_dir} differ "
+                f"({there.shape[0]} vs {here.shape[0]} rows); re-extract both from the same data split"
+            )
+    rows = stratified_subsample(y, settings["max_samples"], settings["seed"])
+    try:
+        X = _standardized_train_rows(input_shard, rows)
+    except DegenerateCellError as error:
+        raise TrustTraceError(
+            f"mi.input_layer {input_layer} is constant in {source} ({error}); choose another"
+        ) from None
+    representations, degenerate = {}, {}
+    layers = available_layers(shards_dir)
+    for layer in layers:
+        shard = labels_shard if layer == input_layer else read_shard(shards_dir, layer)
+        try:
+            representations[layer] = _standardized_train_rows(shard, rows)
+        except DegenerateCellError as error:
+            logging.getLogger(__name__).warning("%s layer %s: %s", shards_dir, layer, error)
+            degenerate[layer] = str(error)
+    metrics = mi_metrics(
+        X,
+        representations,
+        y[rows],
+        sigma=settings["sigma"],
+        lambda_factor=settings["lambda_factor"],
+        median_lambda_factor=settings.get("median_lambda_factor"),
+        n_bootstrap=int(settings.get("n_bootstrap", 0)),
+        seed=int(settings["seed"]),
+    ) if representations else {}
+    return {
+        layer: {"m": len(rows), **(metrics[layer] if layer in metrics else {"degenerate": degenerate[layer]})}
+        for layer in layers
+    }
