@@ -168,6 +168,18 @@ def test_group_by_keys(tmp_path, group_by, n_groups):
         assert (data.groupby("group").size() == 2).all()
 
 
+def test_column_groups_are_joined_by_identical_statements(tmp_path):
+    # pairs 0 and 1 share the statement "same." (a duplicate across pairs): all four rows must be one group.
+    rows = [("same.", 1, 0), ("other a.", 0, 0), ("same.", 1, 1), ("other b.", 0, 1)]
+    rows += [(f"s{i}.", i % 2, 10 + i // 2) for i in range(40)]
+    path = tmp_path / "p.csv"
+    pd.DataFrame(rows, columns=["statement", "label", "pair"]).to_csv(path, index=False)
+    data = prepare_dimension(path, group_by="column:pair", seed=0)
+    joined = data[data["row_id"] < 4]
+    assert joined["group"].nunique() == 1 and joined["split"].nunique() == 1
+    assert data["group"].nunique() == 1 + 20
+
+
 def test_group_by_errors(tmp_path):
     path = write(tmp_path, balanced_csv(40))
     with pytest.raises(TrustTraceError, match=r"no column 'pair' \(the group_by column\)"):

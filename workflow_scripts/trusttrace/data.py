@@ -164,6 +164,29 @@ def group_keys(frame: pd.DataFrame, group_by: str, path: str | Path = "") -> np.
     return values.to_numpy(dtype=object)
 
 
+def group_ids(frame: pd.DataFrame, group_by: str, path: str | Path = "") -> np.ndarray:
+    """(n,) int64 group of each row, numbered 0..G-1 in order of first appearance.
+
+    Rows with equal ``group_keys`` share a group, and so do identical statements (except with ``none``): with
+    ``column:<name>``, two copies of one statement under different keys join both keys' rows into one group
+    (connected components), so an exact duplicate can never sit on both sides of a split.
+    """
+    keys = _group_ids(group_keys(frame, group_by, path), len(frame))
+    if parse_group_by(group_by)[0] != "column":
+        return keys  # exact, casefold and prefix keys are equal for identical statements already; none: no grouping
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    statements = _group_ids(frame["statement"].to_numpy(dtype=object), len(frame))
+    n_keys = int(keys.max()) + 1
+    # A graph over keys and statements: each row joins its key to its statement.
+    edges = coo_matrix(
+        (np.ones(len(frame)), (keys, n_keys + statements)), shape=(n_keys + statements.max() + 1,) * 2
+    )
+    _, component = connected_components(edges, directed=False)
+    return _group_ids(component[keys], len(frame))
+
+
 def label_conflicts(statements: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
     """Row positions of each statement that occurs with both labels (exact text), in file order."""
     frame = pd.DataFrame({"statement": statements, "label": labels})
@@ -340,8 +363,7 @@ def prepare_dimension_with_report(
             )
     # Rows repeating an earlier row's statement and label: kept, in that row's group (any group_by but none).
     duplicate_rows = int(frame.duplicated(["statement", "label"]).sum())
-    keys = group_keys(frame, group_by, path)
-    groups = _group_ids(keys, len(keys))
+    groups = group_ids(frame, group_by, path)
     labels = frame["label"].to_numpy()
     frame = frame.assign(group=groups).iloc[stratified_sample(labels, max_samples, seed, groups)]
     groups = _group_ids(frame["group"].to_numpy(), len(frame))  # renumbered 0..G-1 after the sample
