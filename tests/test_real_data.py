@@ -68,8 +68,9 @@ def test_suite_configs_validate_with_the_papers_dimensions(name):
     config = load_suite(name)
     for dimension, spec in config["dimensions"].items():
         overlay = paper_dimensions()[dimension]
+        overlay = {"group_by": "exact", "on_conflict": "error", **overlay}  # the schema's defaults
         keys = ("csv", "trustworthy_label", "group_by", "on_conflict")
-        assert [spec[k] for k in keys] == [overlay.get(k, {"group_by": "exact", "on_conflict": "error"}.get(k)) for k in keys]
+        assert [spec[k] for k in keys] == [overlay[k] for k in keys]
     for model, spec in config["models"].items():
         assert spec["source"] == "hf" and spec["trust_remote_code"] is False
         tokens = [c["tokens"] for c in spec["checkpoints"] if "tokens" in c]

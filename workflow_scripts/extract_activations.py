@@ -44,7 +44,9 @@ n_truncated = check_truncation(
     extraction["max_truncated_fraction"],
     f"{smk.wildcards.model}/{smk.wildcards.checkpoint}/{smk.wildcards.dimension}",
 )
-states = extract_token_ids(model, tokenizer, input_ids, layers, batch_size=spec["batch_size"], token=extraction["token"])
+states = extract_token_ids(
+    model, tokenizer, input_ids, layers, batch_size=spec["batch_size"], token=extraction["token"]
+)
 output = Path(smk.output[0])
 output.mkdir(parents=True, exist_ok=True)
 metadata = {

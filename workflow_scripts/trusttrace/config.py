@@ -253,7 +253,11 @@ def _check_data_dir(config: dict) -> None:
     path = Path(data_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise TrustTraceError(f"config error at data_dir: {path} is a file, not a directory (the CSVs' directory)")
-    relative = [n for n, spec in config["dimensions"].items() if "csv" in spec and not Path(spec["csv"]).expanduser().is_absolute()]
+    relative = [
+        name
+        for name, spec in config["dimensions"].items()
+        if "csv" in spec and not Path(spec["csv"]).expanduser().is_absolute()
+    ]
     if relative and not path.exists():
         raise TrustTraceError(
             f"config error at data_dir: {path} does not exist (dimensions {relative} are read from it; relative "
