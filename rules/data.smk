@@ -16,11 +16,12 @@ rule demo_dataset:
 
 
 rule prepare_dimension:
-    """Check, subsample and split one dimension's labelled statements into results/data/{dimension}.parquet."""
+    """Check, group, subsample and split one dimension's labelled statements; write their counts beside them."""
     input:
         dimension_csv,
     output:
-        "results/data/{dimension}.parquet",
+        data="results/data/{dimension}.parquet",
+        report="results/data/{dimension}.json",
     log:
         "logs/prepare_dimension/{dimension}.log",
     benchmark:

@@ -34,8 +34,14 @@ def test_default_config_validates_and_fills_defaults(default_config):
     config = validated(default_config)
     tiny = config["models"]["tiny"]
     assert tiny["trust_remote_code"] is False and tiny["allow_pickle_weights"] is False
-    assert config["split"] == {"test_fraction": 0.2, "seed": 0}
+    assert config["split"] == {"test_fraction": 0.2, "validation_fraction": 0.2, "seed": 0}
     assert config["dimensions"]["privacy"]["text_column"] == "statement"
+    assert (config["dimensions"]["privacy"]["group_by"], config["dimensions"]["privacy"]["on_conflict"]) == (
+        "exact",
+        "error",
+    )
+    assert config["extraction"]["special_tokens"] == "auto"
+    assert config["extraction"]["max_truncated_fraction"] == 0.05
     assert dimension_csv(config, "privacy") == "results/demo/privacy-n400.csv"
     assert checkpoint_position(config, "tiny", "step4") == {"step": 4, "tokens": 4 * 16 * 128}
     assert previous_checkpoint(config, "tiny", "step0") is None
@@ -57,6 +63,13 @@ def test_shipped_configs_validate():
         (lambda c: c["models"]["tiny"]["checkpoints"][2].update(step="x"), r"models\.tiny\.checkpoints\[2\]\.step: 'x' is not of type"),
         (lambda c: c["models"]["tiny"].update(source="hub"), r"models\.tiny\.source: 'hub' is not one of"),
         (lambda c: c["split"].update(test_fraction=1.5), r"split\.test_fraction"),
+        (lambda c: c["split"].update(validation_fraction=-0.1), r"split\.validation_fraction"),
+        (lambda c: c["split"].update(validation_fraction=0.8), r"split: test_fraction 0\.2 \+ valid.* leaves no rows"),
+        (lambda c: c["dimensions"]["privacy"].update(group_by="first"), r"privacy\.group_by: 'first' does not match"),
+        (lambda c: c["dimensions"]["privacy"].update(group_by="prefix:"), r"privacy\.group_by: 'prefix:' does not"),
+        (lambda c: c["dimensions"]["privacy"].update(on_conflict="skip"), r"privacy\.on_conflict: 'skip' is not"),
+        (lambda c: c["extraction"].update(special_tokens="bos"), r"extraction\.special_tokens: 'bos' is not one of"),
+        (lambda c: c["extraction"].update(max_truncated_fraction=2), r"extraction\.max_truncated_fraction"),
         (lambda c: c["dimensions"]["privacy"].pop("trustworthy_label"), r"dimensions\.privacy: 'trustworthy_label' is a required"),
         (lambda c: c["models"].update({"../evil": c["models"]["tiny"]}), r"models: '\.\./evil' does not match"),
         (lambda c: c["models"]["tiny"]["checkpoints"][1].update(name="a/b"), r"checkpoints\[1\]\.name: 'a/b' does not match"),
@@ -102,3 +115,44 @@ def test_sorted_mappings_make_key_order_irrelevant():
     b = {"a": 0, "b": {"x": [{"p": 2, "q": 1}], "y": 1}}
     assert repr(sorted_mappings(a)) == repr(sorted_mappings(b))
     assert sorted_mappings({"l": [3, 1, 2]})["l"] == [3, 1, 2]  # lists (checkpoint order) are kept
+
+
+def csv_dimension(tmp_path, text, **spec):
+    (tmp_path / "d.csv").write_text(text)
+    return {"csv": "d.csv", "trustworthy_label": 1, **spec}
+
+
+def test_data_dir_must_be_a_directory(default_config, tmp_path):
+    config = copy.deepcopy(default_config)
+    text = "statement,label\n" + "".join(f"s{i}.,{i % 2}\n" for i in range(40))
+    config["dimensions"]["mine"] = csv_dimension(tmp_path, text)
+    config["data_dir"] = str(tmp_path / "d.csv")
+    with pytest.raises(TrustTraceError, match=r"^config error at data_dir: .*d\.csv is a file, not a directory"):
+        validated(config)
+    config["data_dir"] = str(tmp_path / "nope")
+    with pytest.raises(TrustTraceError, match=r"^config error at data_dir: .*nope does not exist \(dimensions \['mine'"):
+        validated(config)
+    config["data_dir"] = str(tmp_path)
+    validated(config)
+
+
+def test_dimension_data_problems_fail_at_load(default_config, tmp_path):
+    """The whole preparation runs when the config is loaded: conflicts, group columns and small splits fail there."""
+    rows = [f"s{i}.,{i % 2}" for i in range(40)]
+    rows[5] = "s2.,1"  # s2 (label 0, data row 3) again with label 1 (data row 6)
+    text = "statement,label\n" + "\n".join(rows) + "\n"
+    config = copy.deepcopy(default_config)
+    config["data_dir"] = str(tmp_path)
+    config["dimensions"]["mine"] = csv_dimension(tmp_path, text)
+    conflict = r"^config error at dimensions\.mine: .*1 statements occur with both labels \(data rows 3 and 6\)"
+    with pytest.raises(TrustTraceError, match=conflict):
+        validated(copy.deepcopy(config))
+    config["dimensions"]["mine"]["on_conflict"] = "drop"
+    validated(copy.deepcopy(config))
+    config["dimensions"]["mine"]["group_by"] = "column:pair"
+    with pytest.raises(TrustTraceError, match=r"^config error at dimensions\.mine: .*no column 'pair' \(the group_by"):
+        validated(copy.deepcopy(config))
+    config["dimensions"]["mine"]["group_by"] = "exact"
+    config["split"]["test_fraction"] = 0.02
+    with pytest.raises(TrustTraceError, match=r"^config error at dimensions\.mine: .*the test split gets [01] rows"):
+        validated(copy.deepcopy(config))

@@ -57,7 +57,7 @@ def test_any_csv_is_read_or_refused_in_one_line(tmp_path, data):
     # Accepted: a usable dimension.
     assert set(frame["label"].unique()) == {0, 1}
     assert (frame["statement"].str.strip() != "").all()
-    assert set(frame["split"]) == {"train", "test"}
+    assert set(frame["split"]) == {"train", "validation", "test"}
     assert read_labelled_csv(path)["row_id"].is_unique
 
 

@@ -68,7 +68,9 @@ def test_suite_configs_validate_with_the_papers_dimensions(name):
     config = load_suite(name)
     for dimension, spec in config["dimensions"].items():
         overlay = paper_dimensions()[dimension]
-        assert (spec["csv"], spec["trustworthy_label"]) == (overlay["csv"], overlay["trustworthy_label"])
+        overlay = {"group_by": "exact", "on_conflict": "error", **overlay}  # the schema's defaults
+        keys = ("csv", "trustworthy_label", "group_by", "on_conflict")
+        assert [spec[k] for k in keys] == [overlay[k] for k in keys]
     for model, spec in config["models"].items():
         assert spec["source"] == "hf" and spec["trust_remote_code"] is False
         tokens = [c["tokens"] for c in spec["checkpoints"] if "tokens" in c]
@@ -93,7 +95,8 @@ def test_checkpoint_names_follow_each_suites_scheme():
     assert (
         paper["models"]["amberchat"]["chat"] is True and paper["models"]["amberchat"]["allow_pickle_weights"] is False
     )
-    assert paper["steering"]["source_checkpoints"] == ["ckpt_179"] and paper["steering"]["layers"] == [16]
+    # The paper steers model.model.layers[16] (0-based): the output of the 17th block, TrustTrace's hidden state 17.
+    assert paper["steering"]["source_checkpoints"] == ["ckpt_179"] and paper["steering"]["layers"] == [17]
     assert -1 in paper["steering"]["alphas"] and 0 in paper["steering"]["alphas"]
     assert paper["steering"]["target"] == {"model": "amberchat", "checkpoint": "main"}
     full = load_suite("amber-full")["models"]["amber"]["checkpoints"]
@@ -205,6 +208,78 @@ def real_run(tmp_path_factory):
     return workdir, model, checkpoints
 
 
+# ---- groups, conflicts and labels on the real files ---------------------------------------------------------------
+
+
+def prepared(dimension: str, max_samples: int | None = None, **overrides):
+    """One dimension of configs/paper-datasets.yaml prepared in full (or subsampled), as the workflow does."""
+    from trusttrace.data import prepare_dimension_with_report
+
+    spec = {"group_by": "exact", "on_conflict": "error", **paper_dimensions()[dimension], **overrides}
+    return prepare_dimension_with_report(
+        DATASETS / spec["csv"],
+        max_samples=max_samples,
+        group_by=spec["group_by"],
+        on_conflict=spec["on_conflict"],
+        test_fraction=0.2,
+        validation_fraction=0.2,
+        seed=0,
+    )
+
+
+def test_no_group_crosses_a_split_and_conflicts_are_dropped():
+    """The paper's data as the configs prepare it: measured duplicates, conflicts, groups (see paper-datasets.yaml)."""
+    expected = {  # dimension: (conflicting statements, rows dropped, rows kept, groups)
+        "reliability": (0, 0, 2263, 410),  # TruthfulQA: 410 questions
+        "privacy": (3, 9, 2337, 2266),
+        "toxicity": (6, 12, 6502, 6432),
+        "fairness": (0, 0, 1952, 1952),
+        "robustness": (14, 28, 3614, 1807),  # SST-2: clean + perturbed pairs
+    }
+    for dimension, (conflicts, dropped, rows, groups) in expected.items():
+        for max_samples in (None, MAX_SAMPLES):
+            data, report = prepared(dimension, max_samples=max_samples)
+            assert (data.groupby("group")["split"].nunique() == 1).all(), dimension
+            assert set(data["split"]) == {"train", "validation", "test"}
+            if max_samples is None:
+                assert (report["conflicting_statements"], report["conflict_rows_dropped"]) == (conflicts, dropped)
+                assert (report["rows"], report["n_groups"]) == (rows, groups), dimension
+                for name, fraction in (("test", 0.2), ("validation", 0.2)):
+                    assert sum(report["counts"][name].values()) == pytest.approx(fraction * rows, abs=6)
+    # Without grouping, the old leaks: SST-2 twins and TruthfulQA questions on both sides of the split.
+    sst2, _ = prepared("robustness", group_by="none")
+    twins = sst2.assign(key=sst2["statement"].str.casefold().str.split().str.join(" ")).groupby("key")["split"]
+    assert (twins.nunique() > 1).sum() > 500
+    truthfulqa, _ = prepared("reliability", group_by="none")
+    questions = truthfulqa.groupby(truthfulqa["statement"].str.split("\t").str[0])["split"].nunique()
+    assert (questions > 1).sum() > 200
+
+
+def test_grouped_real_splits_keep_twins_and_questions_together():
+    sst2, _ = prepared("robustness")
+    key = sst2["statement"].str.casefold().str.split().str.join(" ")
+    assert (sst2.groupby(key)["split"].nunique() == 1).all() and (sst2.groupby(key).size() == 2).all()
+    truthfulqa, _ = prepared("reliability")
+    question = truthfulqa["statement"].str.split("\t").str[0]
+    assert question.str.startswith("Q: ").all() and question.nunique() == 410
+    assert (truthfulqa.groupby(question)["split"].nunique() == 1).all()
+
+
+def test_sst2_label_is_the_perturbation_not_the_sentiment():
+    """0 = the clean lower-case sentence, 1 = its randomly capitalised copy; trustworthy = clean (0)."""
+    data, _ = prepared("robustness")
+    clean, perturbed = data[data["label"] == 0]["statement"], data[data["label"] == 1]["statement"]
+    assert (clean == clean.str.lower()).mean() > 0.99 and (perturbed != perturbed.str.lower()).all()
+    assert paper_dimensions()["robustness"]["trustworthy_label"] == 0
+
+
+def test_conflicts_without_on_conflict_drop_are_named():
+    from trusttrace.errors import TrustTraceError
+
+    with pytest.raises(TrustTraceError, match=r"confaide\.csv: 3 statements occur with both labels \(data rows \d+"):
+        prepared("privacy", on_conflict="error")
+
+
 @pytest.mark.workflow
 def test_subsampled_data_is_stratified_and_split(real_run):
     import pandas as pd
@@ -212,17 +287,27 @@ def test_subsampled_data_is_stratified_and_split(real_run):
     workdir, _, _ = real_run
     for dimension in DIMENSIONS:
         data = pd.read_parquet(workdir / f"results/data/{dimension}.parquet")
-        assert len(data) == MAX_SAMPLES
+        report = json.loads((workdir / f"results/data/{dimension}.json").read_text())
+        largest = data.groupby("group").size().max()  # whole groups: within half a group of the targets
+        assert len(data) == pytest.approx(MAX_SAMPLES, abs=largest / 2 + 1)
         assert set(data["label"]) == {0, 1} and data["statement"].str.len().min() > 0
         counts = data["label"].value_counts()
         assert counts.min() >= 0.3 * MAX_SAMPLES  # every file is roughly balanced, and so is its subsample
-        assert set(data["split"]) == {"train", "test"}
-        assert (data["split"] == "test").sum() == pytest.approx(0.2 * MAX_SAMPLES, abs=2)
+        assert set(data["split"]) == {"train", "validation", "test"}
+        assert (data.groupby("group")["split"].nunique() == 1).all()
+        for name in ("test", "validation"):
+            assert (data["split"] == name).sum() == pytest.approx(0.2 * len(data), abs=largest / 2 + 1)
+            assert sum(report["counts"][name].values()) == (data["split"] == name).sum()
 
 
 @pytest.mark.workflow
 def test_every_cell_is_present_and_sane(real_run):
+    import pandas as pd
+
     workdir, model, checkpoints = real_run
+    splits = {
+        d: pd.read_parquet(workdir / f"results/data/{d}.parquet")["split"].value_counts().to_dict() for d in DIMENSIONS
+    }
     informative = 0
     for checkpoint in checkpoints:
         for dimension in DIMENSIONS:
@@ -253,8 +338,10 @@ def test_every_cell_is_present_and_sane(real_run):
                 ):
                     assert 0.0 <= probe[key] <= 1.0, (checkpoint, dimension, layer, key, probe[key])
                 assert probe["accuracy_ci_low"] <= probe["accuracy"] <= probe["accuracy_ci_high"]
-                assert probe["n_test"] == pytest.approx(0.2 * MAX_SAMPLES, abs=2)
-                assert probe["n_train"] + probe["n_test"] == MAX_SAMPLES
+                split_sizes = splits[dimension]
+                assert probe["n_test"] == split_sizes["test"]
+                # train only, or train + validation when the probe refits on both after choosing
+                assert probe["n_train"] in (split_sizes["train"], split_sizes["train"] + split_sizes["validation"])
                 assert probe["v_information_bits"] <= probe["h_y_bits"] + 1e-9
                 assert all(math.isfinite(v) for v in mi.values() if isinstance(v, float))
     # Layers 1..2 (block outputs) are never all degenerate on real text.

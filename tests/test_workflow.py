@@ -46,7 +46,8 @@ def test_every_cell_is_written(finished_run):
             assert all(c["model"] == "tiny" and c["checkpoint"] == checkpoint and c["dimension"] == "reliability" for c in cells)
         probe = json.loads((results / "probe" / "tiny" / checkpoint / "reliability" / "layer=2.json").read_text())
         assert 0.0 <= probe["accuracy_ci_low"] <= probe["accuracy"] <= probe["accuracy_ci_high"] <= 1.0
-        assert probe["n_train"] + probe["n_test"] == 60 and probe["step"] == int(checkpoint[4:])
+        # 60 rows: 12 test, 12 validation, 36 train (the probe may refit on train + validation after choosing)
+        assert probe["n_test"] == 12 and probe["n_train"] in (36, 48) and probe["step"] == int(checkpoint[4:])
         # Layer 0 is the embedding of the shared final '.': constant, recorded as degenerate, not a failure.
         assert "degenerate" in json.loads((results / "probe" / "tiny" / checkpoint / "reliability" / "layer=0.json").read_text())
         steering = json.loads((results / "steering" / "tiny" / checkpoint / "reliability" / "layer=1.json").read_text())

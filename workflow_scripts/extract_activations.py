@@ -8,10 +8,11 @@ import pandas as pd
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 from trusttrace.config import selected_layers  # noqa: E402
-from trusttrace.extract import extract_hidden_states  # noqa: E402
+from trusttrace.extract import check_truncation, extract_token_ids  # noqa: E402
 from trusttrace.io import read_json, setup_job_logging  # noqa: E402
 from trusttrace.models import load_model_and_tokenizer, resolve_device  # noqa: E402
 from trusttrace.shards import shard_name, write_manifest, write_shard  # noqa: E402
+from trusttrace.tokens import encode_statements  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_job_logging(smk.log[0])
@@ -30,18 +31,31 @@ model, tokenizer = load_model_and_tokenizer(
     allow_pickle_weights=spec["allow_pickle_weights"],
 )
 layers = selected_layers({"layers": smk.params.layers}, record["num_layers"])
-states = extract_hidden_states(
-    model,
+# Tokenise first: too many statements cut to max_length fail here, before any forward pass.
+input_ids, truncated = encode_statements(
     tokenizer,
     data["statement"].tolist(),
-    layers,
-    batch_size=spec["batch_size"],
+    special_tokens=extraction["special_tokens"],
     max_length=extraction["max_length"],
-    token=extraction["token"],
+)
+n_truncated = check_truncation(
+    truncated,
+    extraction["max_length"],
+    extraction["max_truncated_fraction"],
+    f"{smk.wildcards.model}/{smk.wildcards.checkpoint}/{smk.wildcards.dimension}",
+)
+states = extract_token_ids(
+    model, tokenizer, input_ids, layers, batch_size=spec["batch_size"], token=extraction["token"]
 )
 output = Path(smk.output[0])
 output.mkdir(parents=True, exist_ok=True)
-metadata = {**smk.params.cell, "token": extraction["token"], "weights_sha256": record["weights_sha256"]}
+metadata = {
+    **smk.params.cell,
+    "token": extraction["token"],
+    "special_tokens": extraction["special_tokens"],
+    "max_length": extraction["max_length"],
+    "weights_sha256": record["weights_sha256"],
+}
 digests = {}
 for layer in layers:
     digests[layer] = write_shard(
@@ -53,4 +67,8 @@ for layer in layers:
         {**metadata, "layer": layer},
     )
 # The manifest comes last: a directory without one is an unfinished extraction.
-write_manifest(output, digests, {**metadata, "rows": len(data), "num_layers": record["num_layers"]})
+write_manifest(
+    output,
+    digests,
+    {**metadata, "rows": len(data), "n_truncated": n_truncated, "num_layers": record["num_layers"]},
+)

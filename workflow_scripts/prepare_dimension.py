@@ -1,22 +1,26 @@
-"""Rule prepare_dimension: check, subsample and split one dimension's CSV."""
+"""Rule prepare_dimension: check, group, subsample and split one dimension's CSV; write its counts beside it."""
 
+import json
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from trusttrace.data import prepare_dimension  # noqa: E402
-from trusttrace.io import setup_job_logging  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from trusttrace.data import dimension_settings, prepare_dimension_with_report  # noqa: E402
+from trusttrace.io import setup_job_logging, write_json  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_job_logging(smk.log[0])
-spec, split = smk.params.spec, smk.params.split
-frame = prepare_dimension(
-    smk.input[0],
-    text_column=spec["text_column"],
-    label_column=spec["label_column"],
-    max_samples=spec["max_samples"],
-    test_fraction=split["test_fraction"],
-    seed=split["seed"],
+frame, report = prepare_dimension_with_report(smk.input[0], **dimension_settings(smk.params.spec, smk.params.split))
+report = {"dimension": smk.wildcards.dimension, **report}
+table = pa.Table.from_pandas(frame, preserve_index=False)
+table = table.replace_schema_metadata({**table.schema.metadata, b"trusttrace": json.dumps(report, sort_keys=True)})
+pq.write_table(table, smk.output.data)
+write_json(smk.output.report, report)
+print(
+    f"{report['rows']} rows in {report['n_groups']} groups; counts per split and label {report['counts']}; "
+    f"{report['conflicting_statements']} conflicting statements ({report['conflict_rows_dropped']} rows dropped), "
+    f"{report['duplicate_rows']} duplicate rows grouped",
+    file=sys.stderr,
 )
-frame.to_parquet(smk.output[0], index=False)
-print(f"{len(frame)} rows; split counts {frame['split'].value_counts().to_dict()}", file=sys.stderr)

@@ -226,15 +226,43 @@ def check_config(config: dict, check_files: bool = True) -> None:
         raise TrustTraceError("config error at models: every model has analyse: false; nothing to analyse")
     for model, spec in config["models"].items():
         _check_model(config, model, spec, check_files)
+    _check_split(config["split"])
     if check_files:
-        from trusttrace.data import check_dimension_csv  # pandas only when files are checked
+        _check_data_dir(config)
+        from trusttrace.data import check_dimension  # pandas only when files are checked
 
         for dimension, spec in config["dimensions"].items():
             if "csv" in spec:
-                check_dimension_csv(
-                    dimension_csv(config, dimension), spec["text_column"], spec["label_column"], f"dimensions.{dimension}"
-                )
+                # The whole preparation (read, groups, conflicts, subsample, split): milliseconds per file.
+                check_dimension(dimension_csv(config, dimension), spec, config["split"], f"dimensions.{dimension}")
     _check_steering(config)
+
+
+def _check_split(split: dict) -> None:
+    if split["test_fraction"] + split["validation_fraction"] >= 1:
+        raise TrustTraceError(
+            f"config error at split: test_fraction {split['test_fraction']} + validation_fraction "
+            f"{split['validation_fraction']} leaves no rows for training (the sum must be < 1)"
+        )
+
+
+def _check_data_dir(config: dict) -> None:
+    data_dir = config.get("data_dir")
+    if not data_dir:
+        return
+    path = Path(data_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise TrustTraceError(f"config error at data_dir: {path} is a file, not a directory (the CSVs' directory)")
+    relative = [
+        name
+        for name, spec in config["dimensions"].items()
+        if "csv" in spec and not Path(spec["csv"]).expanduser().is_absolute()
+    ]
+    if relative and not path.exists():
+        raise TrustTraceError(
+            f"config error at data_dir: {path} does not exist (dimensions {relative} are read from it; relative "
+            "data_dir is taken from the working directory)"
+        )
 
 
 def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from trusttrace.errors import TrustTraceError
 from trusttrace.models import decoder_blocks
+from trusttrace.tokens import encode_statements
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,29 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
 
 
+def check_truncation(truncated: np.ndarray, max_length: int, max_fraction: float, where: str = "") -> int:
+    """Count statements cut to ``max_length`` tokens; log a warning when any is, fail above ``max_fraction``.
+
+    A cut statement's last token is not its own end, so its "last token" features describe a prefix. Returns the
+    number cut.
+    """
+    n_truncated = int(np.count_nonzero(truncated))
+    if n_truncated == 0:
+        return 0
+    fraction = n_truncated / len(truncated)
+    prefix = f"{where}: " if where else ""
+    message = (
+        f"{prefix}{n_truncated} of {len(truncated)} statements ({fraction:.1%}) are longer than "
+        f"extraction.max_length {max_length} tokens and were cut"
+    )
+    if fraction > max_fraction:
+        raise TrustTraceError(
+            f"{message}: more than extraction.max_truncated_fraction {max_fraction}; raise max_length"
+        )
+    log.warning("%s (their last-token features describe a prefix)", message)
+    return n_truncated
+
+
 def extract_hidden_states(
     model,
     tokenizer,
@@ -59,9 +83,29 @@ def extract_hidden_states(
     batch_size: int = 32,
     max_length: int = 128,
     token: str = "last",
+    special_tokens: str = "auto",
     progress: bool = True,
 ) -> dict[int, np.ndarray]:
     """{layer: (n_statements, hidden) float32} in the order of ``statements``; layer 0 = embeddings.
+
+    Statements are tokenised by ``trusttrace.tokens.encode_statements`` (``special_tokens``: ``auto`` = the
+    tokenizer's own, e.g. BOS for Llama-family models; ``none``), cut to ``max_length`` tokens.
+    """
+    ids, _ = encode_statements(tokenizer, statements, special_tokens=special_tokens, max_length=max_length)
+    return extract_token_ids(model, tokenizer, ids, layers, batch_size=batch_size, token=token, progress=progress)
+
+
+def extract_token_ids(
+    model,
+    tokenizer,
+    input_ids: list[list[int]],
+    layers: list[int],
+    *,
+    batch_size: int = 32,
+    token: str = "last",
+    progress: bool = True,
+) -> dict[int, np.ndarray]:
+    """{layer: (n_rows, hidden) float32} of already tokenised rows, in their order; layer 0 = embeddings.
 
     The batch size halves on out-of-memory instead of failing (down to 1).
     """
@@ -73,8 +117,8 @@ def extract_hidden_states(
     if bad:
         raise TrustTraceError(f"layers {bad} out of range: this model has hidden states 0..{n_blocks}")
     device = next(model.parameters()).device
-    encoded = tokenizer(statements, add_special_tokens=False, truncation=True, max_length=max_length)
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    input_ids = [list(row) for row in input_ids]
+    lengths = np.array([len(ids) for ids in input_ids])
     if (lengths == 0).any():
         raise TrustTraceError(f"{int((lengths == 0).sum())} statements tokenise to nothing")
     outputs = {layer: None for layer in layers}
@@ -84,10 +128,10 @@ def extract_hidden_states(
     )
     try:
         pending = length_sorted_batches(lengths, batch_size)
-        bar = tqdm(total=len(statements), desc="extract", disable=not progress, file=sys.stderr, mininterval=5)
+        bar = tqdm(total=len(input_ids), desc="extract", disable=not progress, file=sys.stderr, mininterval=5)
         while pending:
             rows = pending.pop(0)
-            batch = tokenizer.pad({"input_ids": [encoded["input_ids"][i] for i in rows]}, return_tensors="pt")
+            batch = tokenizer.pad({"input_ids": [input_ids[i] for i in rows]}, return_tensors="pt")
             try:
                 with torch.no_grad():
                     result = model(
@@ -108,7 +152,7 @@ def extract_hidden_states(
             for layer in layers:
                 picked = select_tokens(states[layer], batch["attention_mask"], token).float().cpu().numpy()
                 if outputs[layer] is None:
-                    outputs[layer] = np.empty((len(statements), picked.shape[1]), dtype=np.float32)
+                    outputs[layer] = np.empty((len(input_ids), picked.shape[1]), dtype=np.float32)
                 outputs[layer][rows] = picked
             bar.update(len(rows))
         bar.close()
