@@ -65,6 +65,7 @@ for layer in layers:
         data["split"].to_numpy(),
         states[layer].astype(extraction["dtype"]),
         {**metadata, "layer": layer},
+        keys={**smk.params.cell, "layer": layer},
     )
 # The manifest comes last: a directory without one is an unfinished extraction.
 write_manifest(
