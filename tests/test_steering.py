@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from trusttrace.errors import DegenerateCellError, TrustTraceError
 from trusttrace.models import decoder_blocks
 from trusttrace.steering import (
@@ -237,7 +236,7 @@ def test_planted_direction_flips_the_answer_under_the_default_protocol(tiny_mode
     vector = planted_answer_vector(model, candidates) * 3.0
     labels = np.array([1, 0, 1, 0, 1, 0])
     splits = np.array(["validation", "validation", "test", "test", "test", "test"], dtype=object)
-    common = dict(prompt=prompt, chat=True, n_random=8, n_bootstrap=100, seed=0, batch_size=4)
+    common = {"prompt": prompt, "chat": True, "n_random": 8, "n_bootstrap": 100, "seed": 0, "batch_size": 4}
     alphas = [-20.0, 0.0, 20.0]
     result = evaluate_cell(model, tokenizer, STATEMENTS, labels, splits, 1, vector, 2, alphas, **common)
     assert result["positions"] == "last" and result["primary_measure"] == "prompted_margin"
@@ -270,10 +269,12 @@ def test_evaluate_cell_records_every_measure_split_and_control(tiny_model):
     splits = np.array(["validation", "validation", "test", "test", "test", "test"], dtype=object)
     vector = np.random.default_rng(1).normal(size=32).astype(np.float32)
     prompt = dimension_prompt("reliability", {"demo": "reliability"})
-    run = lambda: evaluate_cell(  # noqa: E731
-        model, tokenizer, STATEMENTS, labels, splits, 1, vector, 1, [-2, 0, 2], prompt=prompt, chat=True,
-        n_random=8, n_bootstrap=200, seed=0, max_length=8,
-    )
+    def run():
+        return evaluate_cell(
+            model, tokenizer, STATEMENTS, labels, splits, 1, vector, 1, [-2, 0, 2], prompt=prompt, chat=True,
+            n_random=8, n_bootstrap=200, seed=0, max_length=8,
+        )
+
     result = run()
     assert [r["alpha"] for r in result["by_alpha"]] == [-2.0, 0.0, 2.0]
     assert [r["n_statements"] for r in result["by_alpha"]] == [4, 4, 4]

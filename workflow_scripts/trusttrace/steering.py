@@ -24,6 +24,7 @@ class-stratified bootstrap CIs over statements for the effect and for the effect
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import string
 from pathlib import Path
@@ -234,6 +235,7 @@ def score_under_shifts(
     *,
     positions: str = "all",
     left_pad: bool = False,
+    last_logits_only: bool = False,
     batch_size: int = 32,
 ) -> np.ndarray:
     """(len(jobs), k) float64: ``reduce(logits, input_ids, mask, batch_jobs)`` -> (rows, k) for every job (sequence
@@ -242,7 +244,9 @@ def score_under_shifts(
 
     Jobs are grouped into length-sorted batches (a batch mixes shifts: one forward pass serves several
     conditions). ``left_pad``: pad on the left so position -1 is every row's last real token (position ids
-    follow the attention mask). The batch size halves on out-of-memory instead of failing (down to 1).
+    follow the attention mask). ``last_logits_only``: the reducer reads position -1 only, so ask the model for
+    that position's logits alone (``logits_to_keep=1``; a model without the argument computes all). The batch size
+    halves on out-of-memory instead of failing (down to 1).
     """
     import torch
 
@@ -255,6 +259,7 @@ def score_under_shifts(
     order = np.lexsort((jobs[:, 1], jobs[:, 0], -lengths))
     pending = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     state: dict = {}
+    accepts_logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
     handle = block.register_forward_hook(_shift_hook(positions, state))
     out = None
     try:
@@ -274,7 +279,10 @@ def score_under_shifts(
             state["shift"] = shift_table[torch.as_tensor(jobs[rows, 1], device=device)][:, None, :]
             try:
                 with torch.no_grad():
-                    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+                    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids}
+                    if last_logits_only and accepts_logits_to_keep:
+                        inputs["logits_to_keep"] = 1
+                    logits = model(**inputs).logits
                     values = reduce(logits.float(), ids, mask, jobs[rows]).double().cpu().numpy()
             except (RuntimeError, torch.OutOfMemoryError) as error:
                 if not _is_out_of_memory(error) or len(rows) == 1:
@@ -298,7 +306,10 @@ def _mean_token_loglik(logits, ids, mask, batch_jobs=None):
     """(rows, 1): mean log-probability of tokens 2..n of each (right-padded) row given the tokens before it."""
     import torch
 
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+    rows, width, vocab = logits.shape
+    logprobs = -torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1), reduction="none"
+    ).view(rows, width - 1)
     target = mask[:, 1:].float()
     return ((logprobs * target).sum(1) / target.sum(1))[:, None]
 
@@ -542,7 +553,7 @@ def evaluate_cell(
         candidates = answer_candidates(tokenizer, texts, words, add_special)
         scores = score_under_shifts(
             model, layer, prompt_ids, jobs, shifts, _answer_reducer(candidates), positions=positions, left_pad=True,
-            batch_size=batch_size,
+            last_logits_only=True, batch_size=batch_size,
         ).reshape(len(conditions), len(ids), 2)
         bias = scores[..., 0] - scores[..., 1]  # log P(trustworthy answer) - log P(untrustworthy answer)
         correct_margin = np.where(trustworthy, bias, -bias)
