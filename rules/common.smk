@@ -54,7 +54,20 @@ def steering_target_spec(wildcards):
 # Only the settings that change a steering cell's result: the list of source checkpoints is not one of them.
 STEERING_CELL_SETTINGS = {
     key: config["steering"][key]
-    for key in ("layers", "alphas", "max_eval_statements", "max_new_tokens")
+    for key in (
+        "layers",
+        "alphas",
+        "positions",
+        "n_random",
+        "n_bootstrap",
+        "seed",
+        "max_statements",
+    )
+}
+# How statements are tokenised for steering: as extraction tokenised them, so a vector is applied in its context.
+STEERING_ENCODING = {
+    "special_tokens": config["extraction"].get("special_tokens", "auto"),
+    "max_length": config["extraction"]["max_length"],
 }
 
 

@@ -21,7 +21,7 @@ rule steering_vectors:
 
 
 rule steering_effect:
-    """Add a source checkpoint's vectors to the target model's residual stream and score the test statements."""
+    """Add a source checkpoint's vectors to the target's residual stream; score validation and test statements."""
     input:
         vectors="results/steering_vectors/{model}/{checkpoint}/{dimension}",
         data="results/data/{dimension}.parquet",
@@ -46,6 +46,7 @@ rule steering_effect:
         trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension][
             "trustworthy_label"
         ],
-        max_length=config["extraction"]["max_length"],
+        prompt=lambda wildcards: tt_config.steering_prompt(config, wildcards.dimension),
+        encoding=STEERING_ENCODING,
     script:
         "../workflow_scripts/steering_effect.py"

@@ -64,6 +64,20 @@ def ixt_of(index, dimension, layer):
     return round(0.2 + 0.05 * layer + 0.04 * index, 4)  # monotone rising
 
 
+def steering_effect_entry(index, alpha, split):
+    """Validation effect-minus-random peaks at step 256 (index 5), alpha 1; test numbers differ from validation."""
+    on_validation = split == "validation"
+    vs_random = (0.05 - 0.01 * abs(index - 5)) / alpha if on_validation else 0.001 * index * alpha
+    effect = vs_random + 0.003
+    return {
+        "measure": "likelihood_margin", "split": split, "alpha": alpha, "antisymmetric": True,
+        "effect": effect, "effect_ci_low": effect - 0.01, "effect_ci_high": effect + 0.01,
+        "random_mean": 0.003, "random_sd": 0.002, "random_min": 0.0, "random_max": 0.006,
+        "effect_vs_random": vs_random, "effect_vs_random_ci_low": vs_random - 0.004, "effect_vs_random_ci_high": vs_random + 0.004,
+        "fluency_cost": 0.1 * alpha, "random_fluency_cost": 0.09 * alpha,
+    }
+
+
 def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
     """Probe, MI and steering cells for the synthetic grid; returns the cell directories per source."""
     directories = {"probe": [], "mi": [], "steering": []}
@@ -118,10 +132,13 @@ def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
                         content.update(
                             target_model=MODEL,
                             target_checkpoint=f"step{steps[-1]}",
-                            n_statements=12,
+                            n_validation=12,
+                            n_test=12,
                             trustworthy_label=1,
                             by_alpha=by_alpha,
-                            best_margin_change=max(r["margin_change"] for r in by_alpha),
+                            by_alpha_validation=by_alpha,
+                            effects=[steering_effect_entry(index, a, split) for a in ALPHAS if a > 0 for split in ("test", "validation")],
+                            selection_on_test_half=True,
                         )
                     (directory / f"layer={layer}.json").write_text(json.dumps(content))
     return directories
@@ -170,10 +187,15 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     steering = {
         **cell_keys(16, "reliability", 2),
         "by_alpha": [
-            {"alpha": -1.0, "margin": 0.1, "margin_change": -0.05, "accuracy": 0.4, "accuracy_change": -0.1, "unparseable": 0.0},
-            {"alpha": 0.0, "margin": 0.15, "margin_change": 0.0, "accuracy": 0.5, "accuracy_change": 0.0, "unparseable": 0.25},
+            {"alpha": -1.0, "margin": 0.1, "margin_change": -0.05, "accuracy": 0.4, "accuracy_change": -0.1, "answer_mass": 0.9},
+            {"alpha": 0.0, "margin": 0.15, "margin_change": 0.0, "accuracy": 0.5, "accuracy_change": 0.0, "answer_mass": 0.8},
         ],
-        "best_margin_change": 0.0,
+        "by_alpha_validation": [{"alpha": 1.0, "margin": 0.2, "fluency": -3.5}],
+        "effects": [
+            {**steering_effect_entry(2, 1.0, "test"), "measure": "prompted_margin"},
+            steering_effect_entry(2, 1.0, "validation"),
+        ],
+        "selection_on_test_half": False,
     }
     (steering_dir / "layer=2.json").write_text(json.dumps(steering))
 
@@ -194,11 +216,25 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     assert set(probe_rows["checkpoint"]) == {"step16"} and set(probe_rows["model"]) == {MODEL}
 
     steer = table[table["source"] == "steering"]
-    assert len(steer) == 2 * 5 + 1  # 5 per-alpha metrics x 2 alphas + best_margin_change
-    row = steer[(steer["metric"] == "steering_accuracy_change") & (steer["alpha"] == -1.0)]
-    assert row["value"].tolist() == [-0.1]
-    best = steer[steer["metric"] == "steering_best_margin_change"]
-    assert best["alpha"].isna().all() and best["value"].tolist() == [0.0]
+    by_metric = steer.set_index(["metric", "alpha"])
+    # per alpha: 5 metrics x 2 alphas (test), 2 validation; effects: 4 per entry, + 2 fluency for the likelihood
+    # margin; 1 cell metric
+    assert len(steer) == 2 * 5 + 2 + 4 + 4 + 2 + 1
+    assert by_metric.loc[("steering_accuracy_change", -1.0), "value"] == -0.1
+    assert by_metric.loc[("steering_fluency_validation", 1.0), "value"] == -3.5
+    test_entry, validation_entry = steering["effects"]
+    row = by_metric.loc[("steering_effect_prompted_margin", 1.0)]
+    assert (row["value"], row["ci_low"], row["ci_high"]) == (
+        test_entry["effect"], test_entry["effect_ci_low"], test_entry["effect_ci_high"]
+    )
+    row = by_metric.loc[("steering_effect_vs_random_likelihood_margin_validation", 1.0)]
+    assert (row["value"], row["ci_low"]) == (validation_entry["effect_vs_random"], validation_entry["effect_vs_random_ci_low"])
+    assert by_metric.loc[("steering_random_sd_prompted_margin", 1.0), "value"] == 0.002
+    assert pd.isna(by_metric.loc[("steering_random_prompted_margin", 1.0), "ci_low"])
+    assert by_metric.loc[("steering_fluency_cost_validation", 1.0), "value"] == 0.1
+    assert "steering_fluency_cost" not in set(steer["metric"])  # fluency comes with the likelihood-margin entry
+    cell = steer[steer["metric"] == "steering_selection_on_test_half"]
+    assert cell["alpha"].isna().all() and cell["value"].tolist() == [0.0]
 
     # parquet: plain arrow types, no pandas metadata, same values back
     path = tmp_path / "metrics.parquet"
@@ -339,6 +375,34 @@ def test_earliest_separable_and_summary_numbers(grid):
     assert f"best steering effect: margin change {top:+.4f} nats/token at alpha 4, vector from step 4000, layer 2" in text
     assert f"probe layer 0 at all {len(STEPS)} checkpoints" in text
     assert max(len(line) for line in text.splitlines()) <= 110  # readable in a terminal
+
+
+def test_steering_selection_chooses_on_validation_and_reports_test(grid):
+    from trusttrace.steering_selection import RESULT_KEYS, select_steering
+
+    metrics = grid["metrics"]
+    chosen = select_steering(metrics, MODEL, "reliability")
+    assert set(RESULT_KEYS) <= set(chosen)
+    # validation effect-minus-random (0.05 - 0.01 |index - 5|) / alpha peaks at index 5 (step 256), alpha 1
+    assert (chosen["steering_best_checkpoint"], chosen["steering_best_layer"], chosen["steering_best_alpha"]) == ("step256", 2, 1.0)
+    assert chosen["steering_validation_effect_vs_random"] == pytest.approx(0.05)
+    # reported numbers are the test rows': effect_vs_random 0.001 * 5 * 1, effect + 0.003 random mean
+    assert chosen["steering_effect_vs_random"] == pytest.approx(0.005)
+    assert chosen["steering_effect"] == pytest.approx(0.008) and chosen["steering_effect_ci_low"] == pytest.approx(-0.002)
+    assert chosen["steering_random_control"] == 0.003 and chosen["steering_fluency_cost"] == pytest.approx(0.1)
+    assert chosen["steering_metric"] == "likelihood_margin" and chosen["steering_selection_split"] == "test_half"
+    assert chosen["steering_improves"] is True  # test CI of effect - random: 0.005 +- 0.004 > 0
+    assert chosen["steering_n_candidates"] == len(STEPS) * 2  # alphas 1 and 4
+
+    # a negative alpha is never reported, however large its validation score; test rows never choose
+    rigged = metrics.copy()
+    mask = rigged["metric"] == "steering_effect_vs_random_likelihood_margin_validation"
+    negative = rigged[mask].assign(alpha=-4.0, value=9.0)
+    rigged.loc[rigged["metric"] == "steering_effect_vs_random_likelihood_margin", "value"] = 5.0
+    chosen_rigged = select_steering(pd.concat([rigged, negative], ignore_index=True), MODEL, "reliability")
+    assert chosen_rigged["steering_best_alpha"] > 0 and chosen_rigged["steering_best_checkpoint"] == "step256"
+    assert select_steering(metrics, MODEL, "nope") is None
+    assert select_steering(metrics[metrics["alpha"].isna() | (metrics["alpha"] <= 0)], MODEL, "reliability") is None
 
 
 def test_summary_without_separable_checkpoint(grid):

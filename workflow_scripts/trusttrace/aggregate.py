@@ -40,10 +40,31 @@ PROBE_METRICS = (
     "probe_cross_entropy_bits",
 )
 MI_METRICS = ("hsic_ixt", "hsic_iyt", "hsic_ixt_median", "hsic_iyt_median", "cka_xt", "cka_yt")
-# Steering records are per alpha; their metrics get a ``steering_`` prefix (``accuracy`` would clash with the
-# probe's). best_margin_change is per cell (alpha null).
-STEERING_ALPHA_METRICS = ("margin", "margin_change", "accuracy", "accuracy_change", "unparseable")
-STEERING_CELL_METRICS = ("best_margin_change",)
+# Steering records (trusttrace.steering.evaluate_cell) are per alpha; their metrics get a ``steering_`` prefix
+# (``accuracy`` would clash with the probe's) and a ``_validation`` suffix for the validation rows. Effects are per
+# measure and alpha > 0: ``steering_{kind}_{measure}[_validation]``; see trusttrace.steering_selection.
+STEERING_ALPHA_METRICS = (
+    "margin",
+    "margin_change",
+    "fluency",
+    "fluency_change",
+    "prompted_margin",
+    "prompted_margin_change",
+    "accuracy",
+    "accuracy_change",
+    "answer_bias",
+    "answer_mass",
+)
+# effect-entry key -> (metric kind, ci_low key, ci_high key)
+STEERING_EFFECT_METRICS = {
+    "effect": ("effect", "effect_ci_low", "effect_ci_high"),
+    "random_mean": ("random", None, None),
+    "random_sd": ("random_sd", None, None),
+    "effect_vs_random": ("effect_vs_random", "effect_vs_random_ci_low", "effect_vs_random_ci_high"),
+}
+# measure-independent effect-entry keys, written once (from the likelihood-margin entry)
+STEERING_FLUENCY_METRICS = ("fluency_cost", "random_fluency_cost")
+STEERING_CELL_METRICS = ("selection_on_test_half",)
 # metric -> (ci_low key, ci_high key) in the cell file
 CI_KEYS = {
     "accuracy": ("accuracy_ci_low", "accuracy_ci_high"),
@@ -174,13 +195,23 @@ def tidy_rows(record: dict) -> list[dict]:
         )
 
     if record["source"] == "steering":
-        for entry in record.get("by_alpha", []):
-            for key in STEERING_ALPHA_METRICS:
-                if key in entry:
-                    add(f"steering_{key}", entry[key], alpha=float(entry["alpha"]))
+        for entries, suffix in ((record.get("by_alpha", []), ""), (record.get("by_alpha_validation", []), "_validation")):
+            for entry in entries:
+                for key in STEERING_ALPHA_METRICS:
+                    if key in entry:
+                        add(f"steering_{key}{suffix}", entry[key], alpha=float(entry["alpha"]))
+        for entry in record.get("effects", []):
+            suffix = "" if entry["split"] == "test" else "_validation"
+            measure, alpha = entry["measure"], float(entry["alpha"])
+            for key, (kind, low, high) in STEERING_EFFECT_METRICS.items():
+                ci = (entry.get(low), entry.get(high)) if low else (None, None)
+                add(f"steering_{kind}_{measure}{suffix}", entry[key], alpha=alpha, ci=ci)
+            if measure == "likelihood_margin":
+                for key in STEERING_FLUENCY_METRICS:
+                    add(f"steering_{key}{suffix}", entry[key], alpha=alpha)
         for key in STEERING_CELL_METRICS:
             if key in record:
-                add(f"steering_{key}", record[key])
+                add(f"steering_{key}", float(record[key]))
         return rows
     for key in PROBE_METRICS if record["source"] == "probe" else MI_METRICS:
         if key in record:

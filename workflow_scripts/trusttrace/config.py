@@ -205,6 +205,14 @@ def steering_layers(config: dict, num_layers: int) -> list[int]:
     return [max(1, num_layers // 2)] if chosen == "middle" else sorted(chosen)
 
 
+def steering_prompt(config: dict, dimension: str) -> dict:
+    """{prompt, answers: {trustworthy, untrustworthy}, default_of} the prompted steering protocol uses for a
+    dimension: its own ``prompt`` / ``answers`` keys, else the paper's prompt for its kind, else a generic one."""
+    from trusttrace.steering import dimension_prompt
+
+    return dimension_prompt(dimension, config["dimensions"][dimension])
+
+
 def dimension_csv(config: dict, dimension: str) -> str:
     """Where a dimension's CSV lives: a generated demo file under results/, or the user's CSV."""
     spec = config["dimensions"][dimension]
@@ -341,6 +349,13 @@ def _check_steering(config: dict) -> None:
                 f"config error at steering.target.checkpoint: {target['model']} has no checkpoint "
                 f"{target['checkpoint']!r}"
             )
+    if not any(alpha > 0 for alpha in steering["alphas"]):
+        raise TrustTraceError(
+            f"config error at steering.alphas: {steering['alphas']} has no alpha > 0; improvements are measured "
+            "toward each dimension's trustworthy_label, i.e. at alpha > 0"
+        )
+    for dimension in config["dimensions"]:
+        steering_prompt(config, dimension)
     if steering["source_checkpoints"] != "all":
         for model in analysed_models(config):
             missing = sorted(set(steering["source_checkpoints"]) - set(checkpoint_names(config, model)))

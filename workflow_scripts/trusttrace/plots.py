@@ -485,51 +485,92 @@ def information_plane(metrics: pd.DataFrame, model: str, dimension: str, most_la
 # Steering
 
 
+STEERING_MEASURE_LABELS = {
+    "likelihood_margin": "likelihood-margin effect (nats/token)",
+    "prompted_margin": "prompted-answer margin effect (nats)",
+}
+
+
+def steering_measure(metrics: pd.DataFrame, model: str, dimension: str | None = None) -> str | None:
+    """The measure steering is judged by: the prompted margin where the target was prompted, else the likelihood
+    margin (``trusttrace.steering_selection``); None without steering effects."""
+    for measure in ("prompted_margin", "likelihood_margin"):
+        if len(select(metrics, model, dimension, f"steering_effect_{measure}")):
+            return measure
+    return None
+
+
+def _steering_effect_lines(ax, frame: pd.DataFrame, measure: str, layer, alphas, colours, steps, marker="o") -> None:
+    """Test-split effect of each alpha > 0 with its 95 % CI band (colour) and the random-direction control's
+    mean +- SD (grey band, dashed) on the same axis."""
+    for alpha in alphas:
+        rows = frame[(frame["layer"] == layer) & (frame["alpha"] == alpha)]
+        effect = rows[rows["metric"] == f"steering_effect_{measure}"]
+        random = rows[rows["metric"] == f"steering_random_{measure}"]
+        spread = rows[rows["metric"] == f"steering_random_sd_{measure}"].set_index("checkpoint_index")["value"]
+        if len(random):
+            x = x_of(random, steps)
+            sd = spread.reindex(random["checkpoint_index"]).to_numpy(float)
+            ax.fill_between(x, random["value"] - sd, random["value"] + sd, color="0.55", alpha=0.18, linewidth=0)
+            ax.plot(x, random["value"], color=colours[alpha], linestyle="--", linewidth=0.9, alpha=0.8)
+        if len(effect):
+            x = x_of(effect, steps)
+            ax.fill_between(x, effect["ci_low"], effect["ci_high"], color=colours[alpha], alpha=0.18, linewidth=0)
+            ax.plot(x, effect["value"], color=colours[alpha], marker=marker, markersize=3.5, linewidth=1.8)
+    ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
+
+
 def steering_effect(metrics: pd.DataFrame, model: str, dimension: str, target: str | None = None):
-    """Change of the likelihood margin vs the source checkpoint of the vector, one line per alpha (and, for chat
-    targets, the change of prompted accuracy); one column per steering layer."""
-    frame = select(metrics, model, dimension, ["steering_margin_change", "steering_accuracy_change"])
-    frame = frame[frame["alpha"].notna()]
+    """Steering effect vs the source checkpoint of the vector, on the test rows: top row the antisymmetric effect
+    (m(+a) - m(-a)) / 2 of each alpha > 0 with its 95 % bootstrap CI, next to the same effect of random directions
+    of the vector's norm (dashed, grey band: mean +- SD); bottom row the fluency cost (fall of the mean
+    log-likelihood of all evaluated statements at +a; dashed: random directions). One column per steering layer;
+    the setting chosen on the validation rows is ringed."""
+    from trusttrace.steering_selection import select_steering
+
+    measure = steering_measure(metrics, model, dimension)
+    frame = select(metrics, model, dimension)
+    frame = frame[(frame["source"] == "steering") & (frame["alpha"] > 0)]
     layers = sorted(frame["layer"].unique().tolist()) or [None]
-    has_accuracy = bool((frame["metric"] == "steering_accuracy_change").any())
-    n_rows = 2 if has_accuracy else 1
-    figure, axes = plt.subplots(
-        n_rows, len(layers), figsize=(1.6 + 4.6 * len(layers), 1.0 + 3.3 * n_rows), squeeze=False, sharex=True
-    )
-    if frame.empty:
+    figure, axes = plt.subplots(2, len(layers), figsize=(1.6 + 4.6 * len(layers), 7.2), squeeze=False, sharex=True)
+    if measure is None or frame.empty:
         _no_data(axes[0, 0], "no steering cells")
         return figure
     steps = uses_steps(frame)
-    alphas = sorted(frame["alpha"].unique().tolist())
+    alphas = sorted(frame.loc[frame["metric"] == f"steering_effect_{measure}", "alpha"].unique().tolist())
     colours = alpha_colours(alphas)
-    panels = [("steering_margin_change", MARGIN_LABEL)]
-    if has_accuracy:
-        panels.append(("steering_accuracy_change", "Δ prompted accuracy (fraction)"))
+    chosen = select_steering(metrics, model, dimension)
     for column, layer in enumerate(layers):
-        for row, (metric, label) in enumerate(panels):
-            ax = axes[row, column]
-            for alpha in alphas:
-                line = frame[(frame["layer"] == layer) & (frame["metric"] == metric) & (frame["alpha"] == alpha)]
-                ax.plot(
-                    x_of(line, steps),
-                    line["value"],
-                    color=colours[alpha],
-                    marker="o",
-                    markersize=3.5,
-                    linewidth=1.0 if alpha == 0 else 1.8,
-                    linestyle="--" if alpha == 0 else "-",
-                    label=f"{alpha:+g}" if alpha else "0 (no vector)",
-                )
-            ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
-            setup_checkpoint_axis(ax, frame, steps, label=row == n_rows - 1)
-            if row == n_rows - 1:
-                ax.set_xlabel("source checkpoint of the vector: " + (STEP_LABEL if steps else "checkpoint"))
-            if column == 0:
-                ax.set_ylabel(label)
-            if row == 0:
-                ax.set_title(f"layer-{layer} vector" + (f" added to {target}" if target else ""), fontsize=10)
-    axes[0, -1].legend(title="alpha\n(+ toward trustworthy)", loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5)
-    figure.suptitle(f"{dimension}: steering effect by source checkpoint", fontweight="bold")
+        top, bottom = axes[0, column], axes[1, column]
+        _steering_effect_lines(top, frame, measure, layer, alphas, colours, steps)
+        for alpha in alphas:
+            rows = frame[(frame["layer"] == layer) & (frame["alpha"] == alpha)]
+            for metric, style in (("steering_fluency_cost", "-"), ("steering_random_fluency_cost", "--")):
+                line = rows[rows["metric"] == metric]
+                bottom.plot(x_of(line, steps), line["value"], color=colours[alpha], linestyle=style, marker="o" if style == "-" else None, markersize=3)
+        bottom.axhline(0, color="0.6", linewidth=0.6, zorder=0)
+        if chosen is not None and chosen["steering_best_layer"] == layer:
+            point = frame[
+                (frame["metric"] == f"steering_effect_{measure}")
+                & (frame["layer"] == layer)
+                & (frame["alpha"] == chosen["steering_best_alpha"])
+                & (frame["checkpoint"] == chosen["steering_best_checkpoint"])
+            ]
+            top.scatter(x_of(point, steps), point["value"], s=140, facecolors="none", edgecolors="black", linewidths=1.4, zorder=5)
+        for ax in (top, bottom):
+            setup_checkpoint_axis(ax, frame, steps, label=ax is bottom)
+        bottom.set_xlabel("source checkpoint of the vector: " + (STEP_LABEL if steps else "checkpoint"))
+        if column == 0:
+            top.set_ylabel(STEERING_MEASURE_LABELS[measure] + "\n(test rows)")
+            bottom.set_ylabel("fluency cost (nats/token)")
+        top.set_title(f"layer-{layer} vector" + (f" added to {target}" if target else ""), fontsize=10)
+    handles = [Line2D([], [], color=colours[a], marker="o", linewidth=1.8, label=f"alpha {a:+g} (95% CI band)") for a in alphas]
+    handles += [
+        Line2D([], [], color="0.4", linestyle="--", linewidth=0.9, label="random directions, same norm (mean +- SD)"),
+        Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="none", markersize=9, label="chosen on validation rows"),
+    ]
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5)
+    figure.suptitle(f"{dimension}: steering toward the trustworthy side, by source checkpoint", fontweight="bold")
     figure.tight_layout()
     return figure
 
@@ -539,14 +580,16 @@ def steering_effect(metrics: pd.DataFrame, model: str, dimension: str, target: s
 
 
 def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions: Sequence[str]):
-    """One row per dimension: best-layer probe accuracy, I(X;T), I(Y;T), steering margin change."""
-    has_steering = bool(select(metrics, model, None, "steering_margin_change").shape[0])
+    """One row per dimension: best-layer probe accuracy, I(X;T), I(Y;T), steering effect next to its random
+    control."""
+    measure = steering_measure(metrics, model)
+    has_steering = measure is not None
     columns = ["accuracy", "hsic_ixt", "hsic_iyt"] + (["steering"] if has_steering else [])
     titles = {
         "accuracy": "probe accuracy (layer chosen on validation)",
         "hsic_ixt": "I(X;T) per layer",
         "hsic_iyt": "I(Y;T) per layer",
-        "steering": "steering: Δ margin",
+        "steering": "steering effect (test) vs random",
     }
     n = max(len(dimensions), 1)
     figure, axes = plt.subplots(n, len(columns), figsize=(3.7 * len(columns) + 1.2, 2.5 * n + 1.0), squeeze=False)
@@ -554,7 +597,8 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
     steps = uses_steps(model_frame) if len(model_frame) else True
     layers = sorted(select(metrics, model, None, "hsic_ixt")["layer"].unique().tolist())
     colours = layer_colours(layers or [0])
-    alphas = sorted(select(metrics, model, None, "steering_margin_change")["alpha"].dropna().unique().tolist())
+    steering_rows = select(metrics, model, None, f"steering_effect_{measure}") if has_steering else metrics.iloc[:0]
+    alphas = sorted(steering_rows.loc[steering_rows["alpha"] > 0, "alpha"].unique().tolist())
     a_colours = alpha_colours(alphas)
     marker = "o" if model_frame["checkpoint_index"].nunique() <= 16 else None  # dots only while they stay apart
     for row, dimension in enumerate(dimensions):
@@ -563,16 +607,13 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
             if kind == "accuracy":
                 _overview_accuracy(ax, metrics, model, dimension, steps, marker)
             elif kind == "steering":
-                frame = select(metrics, model, dimension, "steering_margin_change")
-                frame = frame[frame["alpha"].notna() & (frame["alpha"] != 0)]
+                frame = select(metrics, model, dimension)
+                frame = frame[(frame["source"] == "steering") & (frame["alpha"] > 0)]
                 if frame.empty:
                     _no_data(ax)
                     continue
                 layer = frame["layer"].min()
-                for alpha in sorted(frame["alpha"].unique()):
-                    line = frame[(frame["alpha"] == alpha) & (frame["layer"] == layer)]
-                    ax.plot(x_of(line, steps), line["value"], color=a_colours[alpha], marker=marker, markersize=2.5)
-                ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
+                _steering_effect_lines(ax, frame, measure, layer, alphas, a_colours, steps, marker)
                 ax.text(0.02, 0.96, f"layer {layer}", transform=ax.transAxes, fontsize=7.5, va="top", color="0.3")
             else:
                 frame = select(metrics, model, dimension, kind)
@@ -591,7 +632,7 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
             if row == 0:
                 ax.set_title(titles[kind], fontsize=10.5)
             ax.set_ylabel(
-                {"accuracy": "accuracy", "hsic_ixt": NHSIC_UNIT, "hsic_iyt": NHSIC_UNIT, "steering": "nats/token"}[kind],
+                {"accuracy": "accuracy", "hsic_ixt": NHSIC_UNIT, "hsic_iyt": NHSIC_UNIT, "steering": "nats" + ("/token" if measure == "likelihood_margin" else "")}[kind],
                 fontsize=9,
             )
         axes[row, 0].annotate(
@@ -609,7 +650,9 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
         Line2D([], [], color="black", linewidth=1.6, label="validation-chosen layer (95% Wilson band)"),
         Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="permuted-label probe / I(X;T) peak"),
     ]
-    handles += [Line2D([], [], color=a_colours[a], linewidth=1.6, label=f"alpha {a:+g}") for a in alphas if a != 0]
+    handles += [Line2D([], [], color=a_colours[a], linewidth=1.6, label=f"alpha {a:+g} effect") for a in alphas]
+    if alphas:
+        handles.append(Line2D([], [], color="0.4", linestyle="--", linewidth=0.9, label="random directions"))
     per_row = 10
     figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), per_row), bbox_to_anchor=(0.5, 0.0), fontsize=8.5)
     figure.suptitle(f"{model}: trustworthiness during pre-training, all dimensions", fontweight="bold", fontsize=13)
