@@ -27,7 +27,8 @@ from trusttrace.aggregate import (
 )
 from trusttrace.errors import TrustTraceError
 from trusttrace.phases import PHASES_SCHEMA, phases_table
-from trusttrace.summary import earliest_separable, summary_markdown
+from trusttrace.findings import findings_table, selected_layers
+from trusttrace.summary import summary_markdown
 
 from conftest import REPO, tiny_workflow  # noqa: E402
 MODEL = "toy"
@@ -97,19 +98,22 @@ def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
                             accuracy=accuracy,
                             accuracy_ci_low=round(accuracy - 0.06, 4),
                             accuracy_ci_high=round(min(accuracy + 0.06, 1.0), 4),
-                            control_accuracy=0.5 + 0.01 * layer,
-                            selectivity=round(accuracy - 0.5 - 0.01 * layer, 4),
+                            validation_accuracy=accuracy,
+                            majority_baseline=0.5,
+                            permuted_label_accuracy=0.5 + 0.01 * layer,
+                            accuracy_above_permuted=round(accuracy - 0.5 - 0.01 * layer, 4),
                             mass_mean_accuracy=accuracy - 0.02,
                             v_information_bits=0.1 * layer,
                             h_y_bits=1.0,
                             probe_cross_entropy_bits=1.0 - 0.1 * layer,
                             n_train=160,
+                            n_validation=40,
                             n_test=40,
                             n_features=32,
                             n_constant_features=0,
                             C=1.0,
                             seed=0,
-                            n_bootstrap=200,
+                            ci_level=0.95,
                         )
                     elif source == "mi":
                         content.update(
@@ -171,8 +175,8 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
         "accuracy": 0.8125,
         "accuracy_ci_low": 0.7,
         "accuracy_ci_high": 0.9,
-        "control_accuracy": 0.55,
-        "selectivity": 0.2625,
+        "permuted_label_accuracy": 0.55,
+        "accuracy_above_permuted": 0.2625,
         "mass_mean_accuracy": 0.75,
         "v_information_bits": 0.31,
         "h_y_bits": 1.0,
@@ -204,13 +208,13 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     assert list(table.columns) == [f.name for f in METRICS_SCHEMA]
     probe_rows = table[table["source"] == "probe"].set_index("metric")
     assert sorted(probe_rows.index) == sorted(
-        ["accuracy", "control_accuracy", "selectivity", "mass_mean_accuracy", "v_information_bits", "h_y_bits",
-         "probe_cross_entropy_bits"]
+        ["accuracy", "permuted_label_accuracy", "accuracy_above_permuted", "mass_mean_accuracy",
+         "v_information_bits", "h_y_bits", "probe_cross_entropy_bits"]
     )  # settings (C, n_train) are not metrics; the degenerate layer 0 gives no rows
     for metric in probe_rows.index:
         assert probe_rows.loc[metric, "value"] == probe[metric]
     assert (probe_rows.loc["accuracy", "ci_low"], probe_rows.loc["accuracy", "ci_high"]) == (0.7, 0.9)
-    assert probe_rows.loc["selectivity", ["ci_low", "ci_high"]].isna().all()
+    assert probe_rows.loc["accuracy_above_permuted", ["ci_low", "ci_high"]].isna().all()
     assert probe_rows["alpha"].isna().all()
     assert set(probe_rows["layer"]) == {2} and set(probe_rows["step"]) == {16} and set(probe_rows["tokens"]) == {16 * 512}
     assert set(probe_rows["checkpoint"]) == {"step16"} and set(probe_rows["model"]) == {MODEL}
@@ -359,22 +363,26 @@ def test_phases_table_on_grid(grid):
 
 def test_earliest_separable_and_summary_numbers(grid):
     metrics, phases, degenerate = grid["metrics"], grid["phases"], grid["degenerate"]
-    # best layer per step is layer 2 (highest ceiling); separable when accuracy - 0.06 > 0.5
+    # layer 2 scores best on validation after step 0; separable when accuracy - 0.06 > the 0.5 baseline
     expected = next(s for s in STEPS if accuracy_of(s, "reliability", 2) - 0.06 > 0.5)
-    first = earliest_separable(metrics, MODEL, "reliability")
-    assert first["step"] == expected and first["layer"] == 2
+    curve = selected_layers(metrics, MODEL, "reliability")
+    assert set(curve["layer"].iloc[1:]) == {2}  # at step 0 every layer ties at 0.5: the lowest is taken
+    assert curve.loc[curve["separable"], "step"].iloc[0] == expected
 
-    text = summary_markdown(metrics, phases, degenerate)
+    findings = findings_table(metrics, phases)
+    row = findings.set_index("dimension").loc["reliability"]
+    assert (row["earliest_separable_step"], row["earliest_separable_layer"]) == (expected, 2)
+    assert list(row["compression_layers"]) == [1, 2, 3] and list(row["fitting_layers"]) == [1, 2, 3]
+    assert row["steering_best_alpha"] > 0 and row["steering_best_checkpoint"] == "step256"
+    text = summary_markdown(findings, metrics, phases, degenerate)
     assert "## reliability (toy)" in text and "## privacy (toy)" in text
     assert f"earliest separable checkpoint: step {expected}, layer 2" in text
-    assert f"I(X;T) peaks at step {IXT_PEAK} (median over 3 layers; all at one step)" in text
-    assert "compression after the peak in 3/3 layers" in text
-    assert re.search(r"largest drop 0\.240 nHSIC \((24|27|30)% of the peak\) in layer [123], peak at step 64", text)
-    assert "compression after the peak in 0/3 layers" in text
-    top = 0.002 * 4 * (len(STEPS) - 1)
-    assert f"best steering effect: margin change {top:+.4f} nats/token at alpha 4, vector from step 4000, layer 2" in text
+    assert "compression (after fitting, I(X;T) falls significantly while I(Y;T) does not) in 3/3 layers" in text
+    assert "fitting until step 64, compression until step 4000" in text
+    assert "in 0/3 layers" in text  # privacy rises monotonically: no compression
+    assert "steering toward the trustworthy side" in text and "at alpha 1, layer 2, vector from step256" in text
+    assert "negative control (probes on permuted labels)" in text and "passed" in text
     assert f"probe layer 0 at all {len(STEPS)} checkpoints" in text
-    assert max(len(line) for line in text.splitlines()) <= 110  # readable in a terminal
 
 
 def test_steering_selection_chooses_on_validation_and_reports_test(grid):
@@ -408,7 +416,9 @@ def test_steering_selection_chooses_on_validation_and_reports_test(grid):
 def test_summary_without_separable_checkpoint(grid):
     flat = grid["metrics"].copy()
     flat.loc[flat["metric"] == "accuracy", "ci_low"] = 0.45
-    text = summary_markdown(flat, grid["phases"], grid["degenerate"])
+    findings = findings_table(flat, grid["phases"])
+    assert findings["earliest_separable_checkpoint"].isna().all()
+    text = summary_markdown(findings, flat, grid["phases"], grid["degenerate"])
     assert "earliest separable checkpoint: none" in text
 
 
@@ -487,7 +497,7 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     workdir = tiny_workflow(tmp_path_factory)
     results = workdir / "results"
     metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
-    assert {"accuracy", "hsic_ixt", "hsic_iyt", "steering_margin_change"} <= set(metrics["metric"])
+    assert {"accuracy", "validation_accuracy", "hsic_ixt", "hsic_iyt", "steering_margin_change"} <= set(metrics["metric"])
     assert set(metrics["checkpoint"]) == {"step0", "step8"} and set(metrics["step"]) == {0, 8}
     assert 0 not in set(metrics.loc[metrics["source"] != "steering", "layer"])  # layer 0 is degenerate in tiny
     degenerate = pd.read_parquet(results / "tables" / "degenerate_cells.parquet")
@@ -508,7 +518,9 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     for name in ("overview", "pretrain_loss"):
         assert (figures / f"{name}.png").stat().st_size > 5000
     summary = (results / "summary.md").read_text()
-    assert "## reliability (tiny)" in summary and "best steering effect" in summary
+    assert "## reliability (tiny)" in summary and "steering toward the trustworthy side" in summary
+    findings = pd.read_parquet(results / "tables" / "findings.parquet")
+    assert findings["dimension"].tolist() == ["reliability"] and findings["steering_best_alpha"].item() > 0
     assert "probe layer 0 at all 2 checkpoints" in summary
     for rule in ("aggregate_metrics", "plot_dimension"):
         assert list((workdir / "logs" / rule).rglob("*.log")) and list((workdir / "benchmarks" / "out" / rule).rglob("*.tsv"))
@@ -519,6 +531,6 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     assert dry_run_jobs(workdir) == {"plot_dimension": 1, "all": 1}
     rerun = dry_run_jobs(workdir, "--forcerun", "aggregate_metrics")
     assert not {"probe", "mutual_information", "steering_effect", "extract_activations"} & set(rerun)
-    assert {"aggregate_metrics", "aggregate_phases", "aggregate_summary", "plot_overview"} <= set(rerun)
+    assert {"aggregate_metrics", "aggregate_phases", "aggregate_findings", "aggregate_summary", "plot_overview"} <= set(rerun)
     run = subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and (figures / "reliability" / "information_plane.png").is_file()

@@ -164,3 +164,10 @@ def test_findings_table_and_summary(monkeypatch):
     assert "earliest separable checkpoint: step 2, layer 2" in text
     assert "positive control (learned during pre-training): passed" in text
     assert "fitting (I(X;T) rises significantly to its peak) in 1/2 layers: 2" in text
+
+
+def test_checkpoints_without_steps_keep_their_order():
+    rows = [probe_rows(i, 1, accuracy=a, validation=a) for i, a in enumerate([0.5, 0.9])]
+    metrics = table(rows).assign(step=None)
+    curve = selected_layers(metrics, MODEL, DIMENSION)
+    assert curve["checkpoint"].tolist() == ["c0", "c1"] and curve["separable"].tolist() == [False, True]

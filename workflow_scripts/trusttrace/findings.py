@@ -95,10 +95,11 @@ def probe_cells(metrics: pd.DataFrame, model: str, dimension: str) -> pd.DataFra
     ]
     if here.empty:
         return pd.DataFrame(columns=["checkpoint", "checkpoint_index", "step", "layer", *_PROBE_COLUMNS])
-    keys = ["checkpoint", "checkpoint_index", "step", "layer"]
-    wide = here.pivot_table(index=keys, columns="metric", values="value", aggfunc="first", dropna=False)
-    interval = here[here["metric"] == "accuracy"].set_index(keys)[["ci_low", "ci_high"]]
-    wide = wide.join(interval).reset_index()
+    # Pivot on keys that are never null (a hub checkpoint may have no step), then attach the others.
+    keys = ["checkpoint_index", "layer"]
+    wide = here.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    accuracy = here[here["metric"] == "accuracy"].set_index(keys)
+    wide = wide.join(accuracy[["checkpoint", "step", "ci_low", "ci_high"]]).reset_index()
     for column in _PROBE_COLUMNS:
         if column not in wide:
             wide[column] = math.nan
