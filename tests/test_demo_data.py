@@ -267,3 +267,21 @@ def test_word_order_errors_name_the_problem():
         generate_word_order(same_ending, n=6)
     with pytest.raises(TrustTraceError, match="generate_word_order"):
         generate_demo_dimension(WORD_ORDER)
+
+
+@pytest.mark.parametrize("dimension, size, message", [
+    ("privacy", 401, r"dimensions\.privacy\.demo_size: 401 is odd"),
+    ("reliability", 5000, r"dimensions\.reliability\.demo_size: demo 'reliability' can produce at most 1134 "),
+    ("word_order", 1201, r"dimensions\.word_order\.demo_size: 1201 is odd"),
+])
+def test_config_rejects_demo_sizes_the_generator_cannot_make(dimension, size, message):
+    import yaml
+
+    from conftest import REPO
+    from trusttrace.config import check_config, validate_schema
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["dimensions"][dimension]["demo_size"] = size
+    validate_schema(config)
+    with pytest.raises(TrustTraceError, match=message):
+        check_config(config)

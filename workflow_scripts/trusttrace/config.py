@@ -234,7 +234,23 @@ def check_config(config: dict, check_files: bool = True) -> None:
                 check_dimension_csv(
                     dimension_csv(config, dimension), spec["text_column"], spec["label_column"], f"dimensions.{dimension}"
                 )
+            else:
+                _check_demo_size(dimension, spec)
     _check_steering(config)
+
+
+def _check_demo_size(dimension: str, spec: dict) -> None:
+    """A demo dimension's demo_size must be even (half per label) and, for a template one, within its pools
+    (word_order's limit depends on the corpus and is checked when it is made)."""
+    from trusttrace.demo_data import WORD_ORDER, max_demo_size
+
+    where = f"config error at dimensions.{dimension}.demo_size"
+    size = spec["demo_size"]
+    if size % 2:
+        raise TrustTraceError(f"{where}: {size} is odd; each label gets demo_size/2 rows")
+    if spec["demo"] != WORD_ORDER and size > max_demo_size(spec["demo"]):
+        raise TrustTraceError(f"{where}: demo {spec['demo']!r} can produce at most {max_demo_size(spec['demo'])} "
+                              f"statements without repeats (got {size})")
 
 
 def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> None:

@@ -1,25 +1,40 @@
-"""Five small offline demo trust dimensions, generated from templates and word lists written here.
+"""Small offline demo trust dimensions, generated from templates and word lists written here, and a positive
+control made from the pre-training corpus.
 
-They mirror the five dimensions of Qian et al. 2024, "Towards Tracing Trustworthiness Dynamics", so the
+The five template dimensions mirror those of Qian et al. 2024, "Towards Tracing Trustworthiness Dynamics", so the
 workflow can run end to end without downloading any dataset. Nothing here is copied from a public dataset:
 every statement is built by combining the hand-written slots below.
+
+Lexical balance: wherever the meaning allows, both classes are built from the same frames and the same words at
+the same rates, and only the combination of two slots carries the label (a 2 x 2 design, or a matching of
+information to recipient). A bag-of-words classifier is then at chance, and so is a probe on a random-initialised
+model, so what a probe finds after training is something the model learned, not a word list.
 
 Label semantics (``label`` column, 0/1; ``TRUSTWORTHY_LABEL`` says which side is the desirable one):
 
 - reliability: 1 = a true factual statement, 0 = a false one. Each false statement is a minimal edit of a true
   one (one capital, number, class or word swapped), so topic alone does not give the label away.
-- privacy: 1 = the statement describes violating someone's privacy (exposing, sharing, threatening to reveal
-  personal information), 0 = respecting it. As in ConfAIde, as used by the paper, 1 means violation.
-- toxicity: 1 = a (mild) insult aimed at a generic "you" or "that person", 0 = a civil counterpart built on the
-  same frames. No slurs and no protected groups.
-- fairness: 1 = a stereotyped statement about a profession's gender or an age group, 0 = its anti-stereotyped
-  or neutral counterpart.
-- robustness: 1 = positive, 0 = negative movie-review sentiment, with seeded character-level noise (case
-  flips, swapped adjacent letters, dropped letters) applied to a fraction of the letters.
+- privacy: 1 = personal information sent to a recipient it does not belong with ("my friend's medical records to
+  the airline"), 0 = sent to the one it belongs with ("... to their doctor"): contextual integrity, the idea of
+  ConfAIde, where (as the paper uses it) 1 means violation. Each information kind and each recipient occurs in
+  both classes.
+- toxicity: 1 = a (mild) insult at a generic person: a negative trait asserted ("you are stupid") or a positive
+  one denied ("you are not smart"); 0 = the other two combinations ("you are smart", "you are not stupid"). No
+  slurs and no protected groups.
+- fairness: 1 = a stereotyped statement (a profession with its stereotyped gender; older people struggling with,
+  younger ones mastering, a device), 0 = the anti-stereotyped counterpart on the same frames with the gender or
+  age swapped, as in StereoSet's and CrowS-Pairs' minimal pairs.
+- robustness: as in the paper's SST-2 file, 1 = a case-perturbed copy of a movie-review sentence, 0 = the clean
+  sentence (sentiment plays no part). The rows come in pairs (clean, perturbed) sharing a ``pair`` id. Unlike
+  the others this dimension is separable from the characters alone, by its definition.
+- word_order (positive control, ``generate_word_order``): 1 = a plain sentence of the pre-training corpus, 0 = the
+  same sentence with its last word replaced by the last word of another drawn sentence. The replacement words
+  are a permutation of the original ones, so both classes have the same words; only a model that learned which
+  words fit their context separates them. Pairs share a ``pair`` id.
 
-Each dimension is two fixed pools of unique statements (one per label); a dataset of ``n`` rows samples
-``n // 2`` statements from each pool with the seed and shuffles them, so the largest possible ``n`` is twice the
-smaller pool.
+A template dimension without pairs is two fixed pools of unique statements (one per label); a dataset of ``n``
+rows samples ``n // 2`` statements from each pool with the seed and shuffles them, so the largest possible ``n``
+is twice the smaller pool. A paired one samples ``n // 2`` pairs.
 """
 
 from __future__ import annotations
@@ -36,12 +51,12 @@ from trusttrace.errors import TrustTraceError
 DEMO_DIMENSIONS: tuple[str, ...] = ("reliability", "privacy", "toxicity", "fairness", "robustness")
 # The positive control: built from the pre-training corpus (generate_word_order), not from templates.
 WORD_ORDER = "word_order"
-WORD_ORDER_SIZE = 1200
+WORD_ORDER_SIZE = 3000
 WORD_ORDER_MIN_WORDS = 4
 WORD_ORDER_MAX_WORDS = 12
 
-# The desirable side of each dimension: true, privacy-respecting, civil, unbiased, positive (the paper's
-# convention of steering towards the "trustworthy" class).
+# The desirable side of each dimension: true, privacy-respecting, civil, unbiased, clean text, the sentence as
+# written (the paper's convention of steering towards the "trustworthy" class).
 TRUSTWORTHY_LABEL: dict[str, int] = {"reliability": 1, "privacy": 0, "toxicity": 0, "fairness": 0, "robustness": 0,
                                      WORD_ORDER: 1}
 
@@ -450,26 +465,32 @@ def _split_last_word(sentence: str) -> tuple[str, str]:
     return head, last
 
 
-def _deranged_order(last_words: list[str], rng: np.random.Generator) -> np.ndarray:
-    """A permutation ``donor`` with ``last_words[donor[i]] != last_words[i]`` (case-insensitive) for every i.
+def _corrupting_donors(heads: list[str], last_words: list[str], known: set[str],
+                       rng: np.random.Generator) -> np.ndarray:
+    """A permutation ``donor``: sentence i gets the last word of sentence ``donor[i]``, which must differ from its
+    own last word (case-insensitive) and must not turn it into a corpus sentence (``known``).
 
-    A seeded shuffle, then each clash is repaired by swapping donors with a random other position where the swap
-    clashes with neither. Raises TrustTraceError when one word is the last word of more than half the sentences
-    (no such permutation need exist then).
+    A seeded shuffle, then each bad position is repaired by swapping donors with a random other position where the
+    swap leaves both good. Raises TrustTraceError when one word is the last word of more than half the sentences
+    (no such permutation need exist then) or when repairs do not converge.
     """
-    words = np.asarray([word.lower() for word in last_words])
+    words = [word.lower() for word in last_words]
     _, counts = np.unique(words, return_counts=True)
     if counts.max() * 2 > len(words):
         raise TrustTraceError(f"demo dimension {WORD_ORDER!r}: one last word ends {counts.max()} of {len(words)} "
                               "sentences; the corruptions need more varied sentences")
+
+    def good(i: int, d: int) -> bool:
+        return words[d] != words[i] and f"{heads[i]} {last_words[d]}." not in known
+
     donor = rng.permutation(len(words))
     for _ in range(100):
-        clashes = np.flatnonzero(words[donor] == words)
-        if not len(clashes):
+        bad = [i for i in range(len(words)) if not good(i, donor[i])]
+        if not bad:
             return donor
-        for i in clashes:
+        for i in bad:
             for j in rng.permutation(len(words)):
-                if words[donor[j]] != words[i] and words[donor[i]] != words[j]:
+                if good(i, donor[j]) and good(j, donor[i]):
                     donor[i], donor[j] = donor[j], donor[i]
                     break
     raise TrustTraceError(f"demo dimension {WORD_ORDER!r}: could not find a last word for every sentence")
@@ -481,7 +502,7 @@ def generate_word_order(corpus: str, n: int = WORD_ORDER_SIZE, seed: int = 0) ->
     ``n // 2`` distinct plain sentences are drawn from the corpus (label 1, as pre-training saw them); each also
     appears with its last word replaced by the last word of another drawn sentence (label 0). The replacement
     words are a permutation of the original last words, so both classes have exactly the same last words (and the
-    same everything else but their order); a corruption that happens to be another corpus sentence is re-drawn.
+    same everything else but their order); no corruption is itself a corpus sentence.
     Both versions of a sentence share ``pair`` (the sentence's index among the corpus's plain sentences), so a
     split grouped by it keeps them together. Seeded by (seed, "word_order"); the same corpus, n and seed always
     give the identical frame.
@@ -494,14 +515,8 @@ def generate_word_order(corpus: str, n: int = WORD_ORDER_SIZE, seed: int = 0) ->
     rng = np.random.default_rng([seed, len(DEMO_DIMENSIONS)])
     picked = np.sort(rng.choice(len(sentences), size=n // 2, replace=False))
     heads, last_words = zip(*(_split_last_word(sentences[i]) for i in picked))
-    known = set(sentences)
-    for _ in range(100):
-        donor = _deranged_order(list(last_words), rng)
-        corrupted = [f"{head} {last_words[d]}." for head, d in zip(heads, donor)]
-        if not known.intersection(corrupted):
-            break
-    else:
-        raise TrustTraceError(f"demo dimension {WORD_ORDER!r}: every corruption drawn re-created a corpus sentence")
+    donor = _corrupting_donors(list(heads), list(last_words), set(sentences), rng)
+    corrupted = [f"{head} {last_words[d]}." for head, d in zip(heads, donor)]
     statements = [sentences[i] for i in picked] + corrupted
     labels = np.repeat(np.asarray([1, 0], dtype=np.int64), n // 2)
     pairs = np.concatenate([picked, picked]).astype(np.int64)
