@@ -228,41 +228,59 @@ def test_corpus_sentences_are_plain_complete_and_distinct():
     assert len(sentences) == 15
 
 
+# 24 sentences whose last words (four places) each end six of them, and whose heads are all different, so that
+# no corruption re-creates a sentence; plus two with a last word that ends only one sentence.
+SUBJECTS, VERBS, PLACES = ("cat", "dog", "child", "farmer", "baker", "teacher"), ("sleeps", "waits", "reads", "sings"), (
+    "park", "river", "school", "station")
+FREQUENT = [f"The {s} {v} near the {PLACES[k % 4]}." for k, (s, v) in enumerate(
+    (s, v) for s in SUBJECTS for v in VERBS)]
+RARE = ["Musicians tune their instruments before the concert.", "Old bridges cross the wide valley."]
+WORD_ORDER_CORPUS = "\n\n".join(FREQUENT[:12] + RARE + FREQUENT[12:])
+
+
+def last_word(statement: str) -> str:
+    return statement[:-1].rsplit(" ", 1)[1]
+
+
 def test_word_order_pairs_differ_only_in_the_last_word():
-    frame = generate_word_order(CORPUS, n=20, seed=0)
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=20, seed=0)
     assert list(frame.columns) == ["statement", "label", "pair"] and len(frame) == 20
     assert frame["label"].value_counts().to_dict() == {0: 10, 1: 10}
-    known = set(corpus_sentences(CORPUS))
     for _, rows in frame.groupby("pair"):
         assert sorted(rows["label"]) == [0, 1]
         original = rows.loc[rows["label"] == 1, "statement"].item()
         corrupted = rows.loc[rows["label"] == 0, "statement"].item()
-        assert original in known and corrupted not in known
+        assert original in FREQUENT and corrupted not in FREQUENT
         head, last = original[:-1].rsplit(" ", 1)
         new_head, new_last = corrupted[:-1].rsplit(" ", 1)
         assert new_head == head and new_last != last and corrupted.endswith(".")
 
 
+def test_word_order_uses_only_sentences_with_a_frequent_last_word():
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=48, seed=1)  # every usable sentence
+    assert set(frame.loc[frame["label"] == 1, "statement"]) == set(FREQUENT)
+    assert not frame["statement"].str.contains("concert|valley").any()
+
+
 def test_word_order_last_words_are_the_same_in_both_classes():
-    frame = generate_word_order(CORPUS, n=30, seed=3)
-    last = frame["statement"].str[:-1].str.rsplit(" ", n=1).str[1]
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=30, seed=3)
+    last = frame["statement"].map(last_word)
     # Not just the same distribution: exactly the same multiset, so no last word marks a class.
     assert sorted(last[frame["label"] == 0]) == sorted(last[frame["label"] == 1])
 
 
 def test_word_order_is_seeded():
-    first = generate_word_order(CORPUS, n=24, seed=5)
-    assert first.equals(generate_word_order(CORPUS, n=24, seed=5))
-    assert first.to_csv(index=False) == generate_word_order(CORPUS, n=24, seed=5).to_csv(index=False)
-    assert not first.equals(generate_word_order(CORPUS, n=24, seed=6))
+    first = generate_word_order(WORD_ORDER_CORPUS, n=24, seed=5)
+    assert first.to_csv(index=False) == generate_word_order(WORD_ORDER_CORPUS, n=24, seed=5).to_csv(index=False)
+    assert not first.equals(generate_word_order(WORD_ORDER_CORPUS, n=24, seed=6))
 
 
 def test_word_order_errors_name_the_problem():
-    with pytest.raises(TrustTraceError, match=r"15 usable sentences, so n can be at most 30 \(got n=32\)"):
-        generate_word_order(CORPUS, n=32)
+    with pytest.raises(TrustTraceError, match=r"24 usable sentences .*, so n can be at most 48 \(got n=50\)"):
+        generate_word_order(WORD_ORDER_CORPUS, n=50)
     with pytest.raises(TrustTraceError, match="n must be a positive even integer"):
-        generate_word_order(CORPUS, n=7)
-    same_ending = "\n\n".join(f"Sentence number {word} ends the same way." for word in ["one", "two", "three"])
+        generate_word_order(WORD_ORDER_CORPUS, n=7)
+    same_ending = "\n\n".join(f"Sentence number {word} ends the same way." for word in "abcdef")
     with pytest.raises(TrustTraceError, match="one last word ends 3 of 3 sentences"):
         generate_word_order(same_ending, n=6)
     with pytest.raises(TrustTraceError, match="generate_word_order"):
@@ -276,7 +294,6 @@ def test_word_order_errors_name_the_problem():
 ])
 def test_config_rejects_demo_sizes_the_generator_cannot_make(dimension, size, message):
     import yaml
-
     from conftest import REPO
     from trusttrace.config import check_config, validate_schema
 

@@ -40,6 +40,7 @@ is twice the smaller pool. A paired one samples ``n // 2`` pairs.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import cache
 from itertools import product
 
@@ -54,6 +55,10 @@ WORD_ORDER = "word_order"
 WORD_ORDER_SIZE = 3000
 WORD_ORDER_MIN_WORDS = 4
 WORD_ORDER_MAX_WORDS = 12
+# Only sentences whose last word ends at least this many of the corpus's plain sentences: a word the model has
+# often seen closing a sentence (measured on the default run: best-layer accuracy at step 1000 0.72 with every
+# plain sentence, 0.75 with this restriction; 0.52 and 0.55 at step 0).
+WORD_ORDER_MIN_LAST_WORD_COUNT = 5
 
 # The desirable side of each dimension: true, privacy-respecting, civil, unbiased, clean text, the sentence as
 # written (the paper's convention of steering towards the "trustworthy" class).
@@ -499,23 +504,28 @@ def _corrupting_donors(heads: list[str], last_words: list[str], known: set[str],
 def generate_word_order(corpus: str, n: int = WORD_ORDER_SIZE, seed: int = 0) -> pd.DataFrame:
     """The word_order positive control: ``statement``, ``label`` (int64), ``pair`` (int64), ``n`` rows.
 
-    ``n // 2`` distinct plain sentences are drawn from the corpus (label 1, as pre-training saw them); each also
+    ``n // 2`` distinct plain sentences (``corpus_sentences``) whose last word ends at least
+    WORD_ORDER_MIN_LAST_WORD_COUNT of them are drawn from the corpus (label 1, as pre-training saw them); each also
     appears with its last word replaced by the last word of another drawn sentence (label 0). The replacement
     words are a permutation of the original last words, so both classes have exactly the same last words (and the
     same everything else but their order); no corruption is itself a corpus sentence.
-    Both versions of a sentence share ``pair`` (the sentence's index among the corpus's plain sentences), so a
+    Both versions of a sentence share ``pair`` (the sentence's index among the usable sentences), so a
     split grouped by it keeps them together. Seeded by (seed, "word_order"); the same corpus, n and seed always
     give the identical frame.
     """
     _check_size(WORD_ORDER, n, seed)
-    sentences = corpus_sentences(corpus)
+    plain = corpus_sentences(corpus)
+    endings = Counter(_split_last_word(sentence)[1].lower() for sentence in plain)
+    sentences = [s for s in plain if endings[_split_last_word(s)[1].lower()] >= WORD_ORDER_MIN_LAST_WORD_COUNT]
     if n // 2 > len(sentences):
-        raise TrustTraceError(f"demo dimension {WORD_ORDER!r}: the corpus has {len(sentences)} usable sentences, so "
+        raise TrustTraceError(f"demo dimension {WORD_ORDER!r}: the corpus has {len(sentences)} usable sentences (plain, "
+                              f"{WORD_ORDER_MIN_WORDS}-{WORD_ORDER_MAX_WORDS} words, a last word that ends at least "
+                              f"{WORD_ORDER_MIN_LAST_WORD_COUNT} of them), so "
                               f"n can be at most {2 * len(sentences)} (got n={n}); lower n")
     rng = np.random.default_rng([seed, len(DEMO_DIMENSIONS)])
     picked = np.sort(rng.choice(len(sentences), size=n // 2, replace=False))
     heads, last_words = zip(*(_split_last_word(sentences[i]) for i in picked))
-    donor = _corrupting_donors(list(heads), list(last_words), set(sentences), rng)
+    donor = _corrupting_donors(list(heads), list(last_words), set(plain), rng)
     corrupted = [f"{head} {last_words[d]}." for head, d in zip(heads, donor)]
     statements = [sentences[i] for i in picked] + corrupted
     labels = np.repeat(np.asarray([1, 0], dtype=np.int64), n // 2)
