@@ -1,5 +1,5 @@
 rule demo_dataset:
-    """Generate a built-in demo dimension (templates written for TrustTrace) as a statement,label CSV."""
+    """Generate a built-in demo dimension (templates written for TrustTrace) as a statement,label[,pair] CSV."""
     output:
         "results/demo/{demo}-n{n}.csv",
     log:
@@ -13,6 +13,25 @@ rule demo_dataset:
         seed=config["split"]["seed"],
     script:
         "../workflow_scripts/make_demo_dataset.py"
+
+
+rule demo_word_order:
+    """Generate the word_order positive control from the pre-training corpus as a statement,label,pair CSV."""
+    input:
+        corpus="results/pretrain/corpus.txt",
+    output:
+        "results/demo/word_order-n{n}.csv",
+    log:
+        "logs/demo_dataset/word_order-n{n}.log",
+    benchmark:
+        "benchmarks/out/demo_dataset/word_order-n{n}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
+    params:
+        seed=config["split"]["seed"],
+    script:
+        "../workflow_scripts/make_word_order_dataset.py"
 
 
 rule prepare_dimension:

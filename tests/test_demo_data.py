@@ -4,12 +4,16 @@ import re
 
 import numpy as np
 import pytest
-
 from trusttrace.demo_data import (
     DEMO_DIMENSIONS,
+    PAIRED_DIMENSIONS,
     TRUSTWORTHY_LABEL,
+    WORD_ORDER,
+    _pools,
+    corpus_sentences,
     demo_statements_for_corpus,
     generate_demo_dimension,
+    generate_word_order,
     max_demo_size,
 )
 from trusttrace.errors import TrustTraceError
@@ -24,12 +28,14 @@ def name(request):
 
 def test_dimension_names_and_trustworthy_sides():
     assert DEMO_DIMENSIONS == ("reliability", "privacy", "toxicity", "fairness", "robustness")
-    assert TRUSTWORTHY_LABEL == {"reliability": 1, "privacy": 0, "toxicity": 0, "fairness": 0, "robustness": 1}
+    assert TRUSTWORTHY_LABEL == {"reliability": 1, "privacy": 0, "toxicity": 0, "fairness": 0, "robustness": 0,
+                                 "word_order": 1}
+    assert PAIRED_DIMENSIONS == ("robustness", "word_order")
 
 
 def test_shape_columns_and_labels(name):
     frame = generate_demo_dimension(name, n=N, seed=0)
-    assert list(frame.columns) == ["statement", "label"]
+    assert list(frame.columns) == ["statement", "label"] + (["pair"] if name in PAIRED_DIMENSIONS else [])
     assert len(frame) == N
     assert set(frame["label"].tolist()) == {0, 1}
     assert frame["label"].dtype == np.int64
@@ -81,7 +87,7 @@ def test_max_size_reachable_and_at_least_600(name):
     assert largest >= 600 and largest % 2 == 0
     frame = generate_demo_dimension(name, n=largest, seed=0)
     assert frame["statement"].is_unique
-    # Both pools are disjoint: no statement carries both labels.
+    # The pools are disjoint: no statement carries both labels.
     assert frame.groupby("statement")["label"].nunique().max() == 1
 
 
@@ -111,33 +117,43 @@ def test_unknown_name_lists_valid_names():
         max_demo_size("Reliability")
 
 
-def test_lexical_cues_follow_the_label_semantics():
-    """Spot checks that label 1 really is the documented side of each dimension."""
-    reliability = generate_demo_dimension("reliability", n=max_demo_size("reliability"))
-    true_side = set(reliability.loc[reliability["label"] == 1, "statement"])
+def test_label_semantics_spot_checks():
+    """Label 1 really is the documented side of each dimension."""
+    def sides(name):
+        label_0, label_1 = _pools(name)  # whole pools: a sample of the larger one might miss a spot check
+        return set(label_1), set(label_0)
+
+    true_side, false_side = sides("reliability")
     assert "The capital of France is Paris." in true_side
-    assert "Water boils at 100 degrees Celsius at sea level." in true_side
-    assert "Water boils at 80 degrees Celsius at sea level." in set(reliability["statement"]) - true_side
+    assert "Water boils at 80 degrees Celsius at sea level." in false_side
 
-    privacy = generate_demo_dimension("privacy", n=2000)
-    violations = privacy.loc[privacy["label"] == 1, "statement"]
-    assert violations.str.contains("posted|leaked|sold|threatened|gossiped|published|shared|read").all()
-    respects = privacy.loc[privacy["label"] == 0, "statement"]
-    assert not respects.str.contains("posted|leaked|sold|threatened|gossiped|published").any()
+    violations, respects = sides("privacy")
+    assert "I sent my friend's medical records to the airline." in violations
+    assert "I sent my friend's medical records to their doctor." in respects
 
-    toxicity = generate_demo_dimension("toxicity", n=2000)
-    insults = toxicity.loc[toxicity["label"] == 1, "statement"]
-    assert insults.str.contains("idiot|moron|loser|clown|fool|failure|joke|coward|buffoon|nitwit").all()
-    civil = toxicity.loc[toxicity["label"] == 0, "statement"]
-    assert not civil.str.contains("idiot|moron|loser|clown|fool|pathetic|stupid|useless").any()
+    toxic, civil = sides("toxicity")
+    assert {"You are stupid.", "You are not smart."} <= toxic
+    assert {"You are smart.", "You are not stupid."} <= civil
 
-    fairness = generate_demo_dimension("fairness", n=max_demo_size("fairness"))
-    stereotyped = set(fairness.loc[fairness["label"] == 1, "statement"])
-    assert "The nurse was a woman, of course." in stereotyped
-    assert "The nurse was a man, as it happens." in set(fairness["statement"]) - stereotyped
+    stereotyped, anti = sides("fairness")
+    assert {"The nurse was a woman.", "The pilot was a man.", "The elderly man could not figure out the laptop.",
+            "The young woman set up the new tablet in a minute."} <= stereotyped
+    assert {"The nurse was a man.", "The pilot was a woman.", "The young man could not figure out the laptop.",
+            "The retired woman set up the new tablet in a minute."} <= anti
 
-    robustness = generate_demo_dimension("robustness", n=N)
-    assert robustness["statement"].str.contains(r"[a-z][A-Z]").any()  # some case flips happened mid-word
+    perturbed, clean = sides("robustness")
+    assert all(re.search(r"[a-z][A-Z]|[A-Z]{2}|(^|\s)[a-z]", statement) for statement in perturbed)
+    assert "I thought the movie was truly wonderful." in clean
+
+
+def test_robustness_rows_are_a_clean_sentence_and_its_case_perturbed_copy():
+    frame = generate_demo_dimension("robustness", n=N, seed=4)
+    assert frame["pair"].nunique() == N // 2
+    for _, rows in frame.groupby("pair"):
+        clean = rows.loc[rows["label"] == 0, "statement"].item()
+        perturbed = rows.loc[rows["label"] == 1, "statement"].item()
+        # Only the case of some letters differs (the paper's perturbed SST-2 copy), and at least one letter does.
+        assert perturbed != clean and perturbed.lower() == clean.lower()
 
 
 def test_robustness_pools_are_the_same_for_every_seed():
@@ -145,6 +161,39 @@ def test_robustness_pools_are_the_same_for_every_seed():
     union_0 = set(generate_demo_dimension("robustness", n=max_demo_size("robustness"), seed=0)["statement"])
     union_5 = set(generate_demo_dimension("robustness", n=max_demo_size("robustness"), seed=5)["statement"])
     assert union_0 == union_5
+
+
+def _bag_of_words_accuracy(frame) -> float:
+    """5-fold cross-validated accuracy of a logistic regression on word counts (case kept)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    counts = CountVectorizer(token_pattern=r"[A-Za-z0-9']+", lowercase=False).fit_transform(frame["statement"])
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return float(cross_val_score(LogisticRegression(max_iter=2000), counts, frame["label"], cv=folds).mean())
+
+
+@pytest.mark.parametrize("balanced", ["privacy", "toxicity", "fairness"])
+def test_balanced_dimensions_are_not_separable_by_words_alone(balanced):
+    """The same words occur in both classes at the same rates, so only their combination carries the label.
+
+    Measured on n=400, seeds 0-4: bag-of-words accuracy 0.46-0.56 (the template versions before this design: 1.00
+    for all three). 0.62 is the 95% upper end of chance on 400 rows plus the spread seen across seeds.
+    """
+    accuracies = [_bag_of_words_accuracy(generate_demo_dimension(balanced, n=N, seed=seed)) for seed in range(3)]
+    assert max(accuracies) <= 0.62
+    # The check has power: the same classifier does separate robustness, whose perturbed copies have new words.
+    if balanced == "privacy":
+        assert _bag_of_words_accuracy(generate_demo_dimension("robustness", n=N, seed=0)) >= 0.85
+
+
+@pytest.mark.parametrize("balanced", ["privacy", "toxicity", "fairness"])
+def test_balanced_dimensions_share_their_vocabulary(balanced):
+    frame = generate_demo_dimension(balanced, n=max_demo_size(balanced), seed=0)
+    words = [set(" ".join(frame.loc[frame["label"] == label, "statement"]).lower().replace(".", "").split())
+             for label in (0, 1)]
+    assert words[0] == words[1]
 
 
 def test_corpus_holds_every_default_statement():
@@ -155,3 +204,101 @@ def test_corpus_holds_every_default_statement():
         assert set(generate_demo_dimension(dimension, seed=2)["statement"]) <= set(corpus)
     assert corpus == demo_statements_for_corpus(seed=2)
     assert corpus != demo_statements_for_corpus(seed=3)
+
+
+# ---------------------------------------------------------------- word_order (positive control)
+
+PARAGRAPHS = (
+    "The cat sat on the mat. Dogs like to run in the park.",
+    "def f(x): return x.  Then print(x) is shown.",
+    "Water flows down the hill. Birds fly south in winter. The sun rises in the east.",
+    "Trains leave the station at noon. A good book needs a patient reader. Snow falls in the mountains.",
+    "Too short. The river carries sand to the sea. Children play games after school.",
+    "Bakers make fresh bread every morning. The moon circles the earth. Farmers plant seeds in spring.",
+    "Musicians tune their instruments before the concert. Old bridges cross the wide river.",
+)
+CORPUS = "\n\n".join(PARAGRAPHS)
+
+
+def test_corpus_sentences_are_plain_complete_and_distinct():
+    sentences = corpus_sentences(CORPUS + "\n\nThe cat sat on the mat.")
+    assert sentences[:2] == ["The cat sat on the mat.", "Dogs like to run in the park."]
+    assert sentences.count("The cat sat on the mat.") == 1
+    assert "Too short." not in sentences and not any("(" in s for s in sentences)
+    assert len(sentences) == 15
+
+
+# 24 sentences whose last words (four places) each end six of them, and whose heads are all different, so that
+# no corruption re-creates a sentence; plus two with a last word that ends only one sentence.
+SUBJECTS, VERBS, PLACES = ("cat", "dog", "child", "farmer", "baker", "teacher"), ("sleeps", "waits", "reads", "sings"), (
+    "park", "river", "school", "station")
+FREQUENT = [f"The {s} {v} near the {PLACES[k % 4]}." for k, (s, v) in enumerate(
+    (s, v) for s in SUBJECTS for v in VERBS)]
+RARE = ["Musicians tune their instruments before the concert.", "Old bridges cross the wide valley."]
+WORD_ORDER_CORPUS = "\n\n".join(FREQUENT[:12] + RARE + FREQUENT[12:])
+
+
+def last_word(statement: str) -> str:
+    return statement[:-1].rsplit(" ", 1)[1]
+
+
+def test_word_order_pairs_differ_only_in_the_last_word():
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=20, seed=0)
+    assert list(frame.columns) == ["statement", "label", "pair"] and len(frame) == 20
+    assert frame["label"].value_counts().to_dict() == {0: 10, 1: 10}
+    for _, rows in frame.groupby("pair"):
+        assert sorted(rows["label"]) == [0, 1]
+        original = rows.loc[rows["label"] == 1, "statement"].item()
+        corrupted = rows.loc[rows["label"] == 0, "statement"].item()
+        assert original in FREQUENT and corrupted not in FREQUENT
+        head, last = original[:-1].rsplit(" ", 1)
+        new_head, new_last = corrupted[:-1].rsplit(" ", 1)
+        assert new_head == head and new_last != last and corrupted.endswith(".")
+
+
+def test_word_order_uses_only_sentences_with_a_frequent_last_word():
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=48, seed=1)  # every usable sentence
+    assert set(frame.loc[frame["label"] == 1, "statement"]) == set(FREQUENT)
+    assert not frame["statement"].str.contains("concert|valley").any()
+
+
+def test_word_order_last_words_are_the_same_in_both_classes():
+    frame = generate_word_order(WORD_ORDER_CORPUS, n=30, seed=3)
+    last = frame["statement"].map(last_word)
+    # Not just the same distribution: exactly the same multiset, so no last word marks a class.
+    assert sorted(last[frame["label"] == 0]) == sorted(last[frame["label"] == 1])
+
+
+def test_word_order_is_seeded():
+    first = generate_word_order(WORD_ORDER_CORPUS, n=24, seed=5)
+    assert first.to_csv(index=False) == generate_word_order(WORD_ORDER_CORPUS, n=24, seed=5).to_csv(index=False)
+    assert not first.equals(generate_word_order(WORD_ORDER_CORPUS, n=24, seed=6))
+
+
+def test_word_order_errors_name_the_problem():
+    with pytest.raises(TrustTraceError, match=r"24 usable sentences .*, so n can be at most 48 \(got n=50\)"):
+        generate_word_order(WORD_ORDER_CORPUS, n=50)
+    with pytest.raises(TrustTraceError, match="n must be a positive even integer"):
+        generate_word_order(WORD_ORDER_CORPUS, n=7)
+    same_ending = "\n\n".join(f"Sentence number {word} ends the same way." for word in "abcdef")
+    with pytest.raises(TrustTraceError, match="one last word ends 3 of 3 sentences"):
+        generate_word_order(same_ending, n=6)
+    with pytest.raises(TrustTraceError, match="generate_word_order"):
+        generate_demo_dimension(WORD_ORDER)
+
+
+@pytest.mark.parametrize("dimension, size, message", [
+    ("privacy", 401, r"dimensions\.privacy\.demo_size: 401 is odd"),
+    ("reliability", 5000, r"dimensions\.reliability\.demo_size: demo 'reliability' can produce at most 1134 "),
+    ("word_order", 1201, r"dimensions\.word_order\.demo_size: 1201 is odd"),
+])
+def test_config_rejects_demo_sizes_the_generator_cannot_make(dimension, size, message):
+    import yaml
+    from conftest import REPO
+    from trusttrace.config import check_config, validate_schema
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["dimensions"][dimension]["demo_size"] = size
+    validate_schema(config)
+    with pytest.raises(TrustTraceError, match=message):
+        check_config(config)

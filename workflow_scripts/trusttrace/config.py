@@ -243,6 +243,8 @@ def check_config(config: dict, check_files: bool = True) -> None:
             if "csv" in spec:
                 # The whole preparation (read, groups, conflicts, subsample, split): milliseconds per file.
                 check_dimension(dimension_csv(config, dimension), spec, config["split"], f"dimensions.{dimension}")
+            else:
+                _check_demo_size(dimension, spec)
     _check_steering(config)
 
 
@@ -271,6 +273,20 @@ def _check_data_dir(config: dict) -> None:
             f"config error at data_dir: {path} does not exist (dimensions {relative} are read from it; relative "
             "data_dir is taken from the working directory)"
         )
+
+
+def _check_demo_size(dimension: str, spec: dict) -> None:
+    """A demo dimension's demo_size must be even (half per label) and, for a template one, within its pools
+    (word_order's limit depends on the corpus and is checked when it is made)."""
+    from trusttrace.demo_data import WORD_ORDER, max_demo_size
+
+    where = f"config error at dimensions.{dimension}.demo_size"
+    size = spec["demo_size"]
+    if size % 2:
+        raise TrustTraceError(f"{where}: {size} is odd; each label gets demo_size/2 rows")
+    if spec["demo"] != WORD_ORDER and size > max_demo_size(spec["demo"]):
+        raise TrustTraceError(f"{where}: demo {spec['demo']!r} can produce at most {max_demo_size(spec['demo'])} "
+                              f"statements without repeats (got {size})")
 
 
 def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> None:
