@@ -121,7 +121,21 @@ def checkpoint_files(wildcards):
 
 
 def dimension_csv(wildcards):
-    return tt_config.dimension_csv(config, wildcards.dimension)
+    """The dimension's CSV; nothing for a url dimension not downloaded yet (its prepare_dimension job fetches it)."""
+    path = tt_config.dimension_csv(config, wildcards.dimension)
+    if "url" in config["dimensions"][wildcards.dimension] and not Path(path).is_file():
+        return []
+    return path
+
+
+def dimension_source(wildcards):
+    """Where prepare_dimension reads (and, with url, first fetches and verifies) the CSV."""
+    spec = config["dimensions"][wildcards.dimension]
+    return {
+        "csv": tt_config.dimension_csv(config, wildcards.dimension),
+        "url": spec.get("url"),
+        "sha256": spec.get("sha256"),
+    }
 
 
 def steering_target_record(wildcards):

@@ -51,5 +51,6 @@ rule prepare_dimension:
     params:
         spec=lambda wildcards: config["dimensions"][wildcards.dimension],
         split=config["split"],
+        source=dimension_source,
     script:
         "../workflow_scripts/prepare_dimension.py"

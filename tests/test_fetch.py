@@ -95,3 +95,52 @@ def test_offline_with_a_valid_copy_needs_no_network(tmp_path):
 def test_bad_checksum_string(tmp_path):
     with pytest.raises(TrustTraceError, match="64 hex digits"):
         fetch_verified("http://127.0.0.1:9/x.csv", "abc", tmp_path / "x.csv")
+
+
+def test_url_dimension_config_checks(tmp_path):
+    from trusttrace.config import check_config, validate_schema
+
+    config = {
+        "models": {"m": {"source": "local", "checkpoints": [{"name": "c", "path": str(tmp_path)}]}},
+        "dimensions": {"d": {"csv": "d.csv", "url": "http://127.0.0.1:9/d.csv", "trustworthy_label": 1}},
+        "data_dir": str(tmp_path),
+    }
+    with pytest.raises(TrustTraceError, match="url and sha256 go together"):
+        validate_schema(config)
+        check_config(config, check_files=False)
+
+
+def test_local_or_fetched_uses_the_configured_path(server, tmp_path):
+    from trusttrace.fetch import local_or_fetched
+
+    assert local_or_fetched(tmp_path / "plain.csv") == tmp_path / "plain.csv"
+    assert local_or_fetched(tmp_path / "got.csv", f"{server}/good.csv", SHA).read_bytes() == CONTENT
+
+
+@pytest.mark.workflow
+def test_workflow_fetches_a_url_dimension_once(server, tmp_path):
+    """prepare_dimension downloads the CSV into data_dir, verifies it and splits it; a rerun fetches nothing."""
+    import yaml
+
+    from conftest import REPO, run_workflow
+
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    rows = "".join(f"statement {i} is {'true' if i % 2 else 'false'}.,{i % 2}\n" for i in range(80))
+    body = ("statement,label\n" + rows).encode()
+    served = tmp_path / "served.csv"
+    served.write_bytes(body)
+    data_dir = tmp_path / "data"
+    config["data_dir"] = str(data_dir)
+    config["dimensions"] = {"fetched": {
+        "csv": "fetched.csv", "url": f"file://{served}", "sha256": hashlib.sha256(body).hexdigest(),
+        "trustworthy_label": 1, "group_by": "none",
+    }}
+    workdir = tmp_path / "run"
+    run_workflow(workdir, config, "--cores", "1", "--until", "prepare_dimension")
+    assert (data_dir / "fetched.csv").read_bytes() == body
+    assert (workdir / "results" / "data" / "fetched.parquet").is_file()
+    config["dimensions"]["fetched"]["url"] = f"{server}/does-not-matter.csv"  # a valid copy is never refetched
+    config["dimensions"]["fetched"]["sha256"] = hashlib.sha256(body).hexdigest()
+    Handler.requests.clear()
+    run_workflow(workdir, config, "--cores", "1", "--until", "prepare_dimension")
+    assert Handler.requests == []

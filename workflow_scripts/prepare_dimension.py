@@ -8,11 +8,13 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from trusttrace.data import dimension_settings, prepare_dimension_with_report  # noqa: E402
+from trusttrace.fetch import local_or_fetched  # noqa: E402
 from trusttrace.io import setup_job_logging, write_json  # noqa: E402
 
 smk = snakemake  # noqa: F821
 setup_job_logging(smk.log[0])
-frame, report = prepare_dimension_with_report(smk.input[0], **dimension_settings(smk.params.spec, smk.params.split))
+csv = local_or_fetched(**smk.params.source)
+frame, report = prepare_dimension_with_report(csv, **dimension_settings(smk.params.spec, smk.params.split))
 report = {"dimension": smk.wildcards.dimension, **report}
 table = pa.Table.from_pandas(frame, preserve_index=False)
 table = table.replace_schema_metadata({**table.schema.metadata, b"trusttrace": json.dumps(report, sort_keys=True)})

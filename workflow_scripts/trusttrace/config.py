@@ -235,17 +235,31 @@ def check_config(config: dict, check_files: bool = True) -> None:
     for model, spec in config["models"].items():
         _check_model(config, model, spec, check_files)
     _check_split(config["split"])
+    for dimension, spec in config["dimensions"].items():
+        _check_download(dimension, spec)
     if check_files:
         _check_data_dir(config)
         from trusttrace.data import check_dimension  # pandas only when files are checked
 
         for dimension, spec in config["dimensions"].items():
             if "csv" in spec:
+                if "url" in spec and not Path(dimension_csv(config, dimension)).is_file():
+                    continue  # fetched and checked by its prepare_dimension job
                 # The whole preparation (read, groups, conflicts, subsample, split): milliseconds per file.
                 check_dimension(dimension_csv(config, dimension), spec, config["split"], f"dimensions.{dimension}")
             else:
                 _check_demo_size(dimension, spec)
     _check_steering(config)
+
+
+def _check_download(dimension: str, spec: dict) -> None:
+    if ("url" in spec) != ("sha256" in spec):
+        raise TrustTraceError(
+            f"config error at dimensions.{dimension}: url and sha256 go together (a download is only kept when "
+            "its checksum matches)"
+        )
+    if "url" in spec and "csv" not in spec:
+        raise TrustTraceError(f"config error at dimensions.{dimension}: url needs csv, the path to keep the download at")
 
 
 def _check_split(split: dict) -> None:
@@ -266,7 +280,7 @@ def _check_data_dir(config: dict) -> None:
     relative = [
         name
         for name, spec in config["dimensions"].items()
-        if "csv" in spec and not Path(spec["csv"]).expanduser().is_absolute()
+        if "csv" in spec and "url" not in spec and not Path(spec["csv"]).expanduser().is_absolute()
     ]
     if relative and not path.exists():
         raise TrustTraceError(

@@ -67,3 +67,10 @@ def fetch_verified(url: str, sha256: str, destination: str | Path, timeout: floa
         )
     os.replace(temporary, destination)
     return destination
+
+
+def local_or_fetched(csv: str | Path, url: str | None = None, sha256: str | None = None) -> Path:
+    """A dimension's CSV path: as configured, or (with ``url``) fetched there and verified first."""
+    if url is None:
+        return Path(csv)
+    return fetch_verified(url, sha256, csv)
