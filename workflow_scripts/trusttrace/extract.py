@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from trusttrace.errors import TrustTraceError
-from trusttrace.models import decoder_blocks
+from trusttrace.models import decoder_blocks, input_device
 from trusttrace.tokens import encode_statements
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def extract_token_ids(
     bad = [layer for layer in layers if not 0 <= layer <= n_blocks]
     if bad:
         raise TrustTraceError(f"layers {bad} out of range: this model has hidden states 0..{n_blocks}")
-    device = next(model.parameters()).device
+    device = input_device(model)
     input_ids = [list(row) for row in input_ids]
     lengths = np.array([len(ids) for ids in input_ids])
     if (lengths == 0).any():

@@ -253,3 +253,14 @@ def checkpoint_record(directory: Path, commit: str | None) -> dict:
         "architectures": config.get("architectures"),
         "model_type": config.get("model_type"),
     }
+
+
+def input_device(model):
+    """Where token ids must go: the input embedding's device (with a ``device_map`` the first parameter can sit
+    elsewhere, e.g. a tied output head on the last device)."""
+    return model.get_input_embeddings().weight.device
+
+
+def block_parameter(block):
+    """A parameter of one transformer block: its device and dtype are the block's own (``device_map`` aware)."""
+    return next(block.parameters())

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from trusttrace.errors import DegenerateCellError, TrustTraceError
+from trusttrace.models import block_parameter, input_device
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,8 @@ def _shift_hook(positions: str, state: dict):
         states = output[0] if isinstance(output, tuple) else output
         if shift is None or (positions == "generated" and states.shape[1] != 1):
             return output
+        # With a device_map the block may live on another device than the first parameter: follow its output.
+        shift = shift.to(device=states.device, dtype=states.dtype)
         if positions == "last":
             states = states.clone()
             states[:, -1:] = states[:, -1:] + shift
@@ -208,7 +211,7 @@ def steered(model, layer: int, vector, alpha: float, *, positions: str = "all"):
     if alpha == 0:
         yield
         return
-    parameter = next(model.parameters())
+    parameter = block_parameter(block)
     shift = torch.as_tensor(np.asarray(vector) * alpha).to(device=parameter.device, dtype=parameter.dtype)
     handle = block.register_forward_hook(_shift_hook(positions, {"shift": shift.view(1, 1, -1)}))
     try:
@@ -251,9 +254,9 @@ def score_under_shifts(
     import torch
 
     block = _check_target(model, layer, shifts.shape[1])
-    parameter = next(model.parameters())
-    device = parameter.device
-    shift_table = torch.as_tensor(np.asarray(shifts)).to(device=device, dtype=parameter.dtype)
+    device = input_device(model)  # where the token ids go: the embedding's device (device_map aware)
+    parameter = block_parameter(block)
+    shift_table = torch.as_tensor(np.asarray(shifts)).to(device=parameter.device, dtype=parameter.dtype)
     jobs = np.asarray(jobs, dtype=np.int64).reshape(-1, 2)
     lengths = np.array([len(sequences[s]) for s in jobs[:, 0]])
     order = np.lexsort((jobs[:, 1], jobs[:, 0], -lengths))
@@ -276,7 +279,7 @@ def score_under_shifts(
                     ids[r, : len(seq)], mask[r, : len(seq)] = torch.tensor(seq), 1
             ids, mask = ids.to(device), mask.to(device)
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            state["shift"] = shift_table[torch.as_tensor(jobs[rows, 1], device=device)][:, None, :]
+            state["shift"] = shift_table[torch.as_tensor(jobs[rows, 1], device=shift_table.device)][:, None, :]
             try:
                 with torch.no_grad():
                     inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids}
