@@ -171,3 +171,15 @@ def test_checkpoints_without_steps_keep_their_order():
     metrics = table(rows).assign(step=None)
     curve = selected_layers(metrics, MODEL, DIMENSION)
     assert curve["checkpoint"].tolist() == ["c0", "c1"] and curve["separable"].tolist() == [False, True]
+
+
+def test_findings_table_writes_parquet_and_csv(tmp_path):
+    from trusttrace.aggregate import write_table
+    from trusttrace.findings import findings_table
+
+    metrics = metrics_table(probe_records([0.0, 3.0]))
+    phases = pd.DataFrame({"model": [MODEL] * 2, "dimension": [POSITIVE_CONTROL] * 2, "layer": [1, 2],
+                           "fitting": [True, True], "compression": [False, True]})
+    write_table(findings_table(metrics, phases), FINDINGS_SCHEMA, tmp_path / "f.parquet", tmp_path / "f.csv")
+    assert pd.read_parquet(tmp_path / "f.parquet")["fitting_layers"].tolist()[0].tolist() == [1, 2]
+    assert pd.read_csv(tmp_path / "f.csv")["fitting_layers"].tolist() == ["1;2"]

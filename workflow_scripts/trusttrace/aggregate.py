@@ -288,12 +288,22 @@ def pretrain_loss_table(loss_files: dict[tuple[str, str], str | Path], tokens_pe
 
 
 def write_table(frame: pd.DataFrame, schema: pa.Schema, parquet_path: str | Path, csv_path: str | Path | None = None):
-    """Parquet (plain arrow types, no pandas metadata) and optionally CSV of ``frame`` under ``schema``."""
+    """Parquet (plain arrow types, no pandas metadata) and optionally CSV of ``frame`` under ``schema``.
+
+    CSV has no list type: a list column (e.g. findings' ``fitting_layers``) is written as ``1;2;3``."""
     table = to_arrow(frame, schema)
     Path(parquet_path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, parquet_path)
     if csv_path is not None:
-        pa_csv.write_csv(table, csv_path)
+        pa_csv.write_csv(_csv_friendly(table), csv_path)
+
+
+def _csv_friendly(table: pa.Table) -> pa.Table:
+    for index, field in enumerate(table.schema):
+        if pa.types.is_list(field.type):
+            joined = [None if v is None else ";".join(str(x) for x in v) for v in table.column(index).to_pylist()]
+            table = table.set_column(index, field.name, pa.array(joined, type=pa.string()))
+    return table
 
 
 def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
