@@ -23,6 +23,8 @@ import hub_cache
 from conftest import run_workflow
 
 PYTHIA, LLAMA, DUPLICATE = "fake-org/pythia-tiny", "fake-org/llama-tiny", "fake-org/pythia-dup"
+# A revision holding only pickle weights (pytorch_model.bin), as older hub uploads do.
+PICKLED = "fake-org/pythia-pickled"
 # step8 holds step0's tensors saved again (another tensor order, other metadata): another file, the same weights.
 RESAVED = "fake-org/pythia-resaved"
 
@@ -54,7 +56,22 @@ def hub(tmp_path_factory):
     step0 = Path(repos[RESAVED]["step0"]["source"])
     resaved = resave_tensors(step0, step0.parent / "seed5-resaved")
     repos[RESAVED]["step8"] = {"commit": hub_cache.add_revision(home, RESAVED, "step8", resaved), "source": str(resaved)}
+    pickled = pickle_only(step0, step0.parent / "seed5-pickled")
+    repos[PICKLED] = {"step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled), "source": str(pickled)}}
     return home, repos
+
+
+def pickle_only(source: Path, destination: Path) -> Path:
+    """Copy a checkpoint with its weights as a pickle (pytorch_model.bin) and no safetensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(source, destination)
+    torch.save(load_file(destination / "model.safetensors"), destination / "pytorch_model.bin")
+    (destination / "model.safetensors").unlink()
+    return destination
 
 
 def run_python(code: str, env: dict) -> tuple[dict, str]:
@@ -370,6 +387,33 @@ def test_the_gate_stops_every_job_of_a_duplicate_even_with_keep_going(hub, tmp_p
     snakemake(tmp_path / "files", files_only, home, "results/models/resaved/_integrity.json")
     summary = json.loads((tmp_path / "files/results/models/resaved/_integrity.json").read_text())
     assert summary["duplicates"] == [] and summary["duplicate_check"] == ["files"]
+
+
+def test_a_pickle_only_revision_is_refused_unless_allowed(hub):
+    """A hub revision with only pytorch_model.bin: one line naming the model and revision, before anything is loaded;
+    with allow_pickle_weights the .bin is fetched (from the cache here) and found."""
+    home, repos = hub
+    code = f"""
+import json
+from trusttrace.errors import TrustTraceError
+from trusttrace.models import resolve_checkpoint_files
+out = {{}}
+try:
+    resolve_checkpoint_files({PICKLED!r}, "step0", model_name="legacy", allow_pickle_weights=False)
+except TrustTraceError as error:
+    out["refused"] = str(error)
+directory, commit = resolve_checkpoint_files({PICKLED!r}, "step0", model_name="legacy", allow_pickle_weights=True)
+out["allowed"] = [commit, sorted(p.name for p in directory.iterdir())]
+print(json.dumps(out))
+"""
+    out, _ = run_python(code, hub_cache.offline_env(home))
+    assert out["refused"] == (
+        f"model 'legacy' ({PICKLED}) revision 'step0': no safetensors weights in this revision; it may hold only "
+        "pickle (.bin) weights: set allow_pickle_weights: true for this model if you trust its publisher"
+    )
+    commit, files = out["allowed"]
+    assert commit == repos[PICKLED]["step0"]["commit"] and "pytorch_model.bin" in files
+    assert not any(name.endswith(".safetensors") for name in files)
 
 
 @pytest.mark.workflow

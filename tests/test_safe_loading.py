@@ -311,3 +311,31 @@ def test_duplicates_are_found_whole_and_by_shard(tmp_path):
     # A record written before tensor digests existed is compared by files.
     old = {k: v for k, v in tensors[0].items() if k not in ("tensors_sha256", "weight_file_tensors_sha256")}
     assert duplicate_findings([old, tensors[2]])[0]["shared"].startswith("identical weight files")
+
+
+# ---- bad checkpoints: one line, before any compute ---------------------------------------------------------------
+
+
+def test_a_checkpoint_that_is_not_a_causal_lm_is_refused(tmp_path, tiny_checkpoint_dir):
+    """A BERT (masked-LM encoder) checkpoint directory with safetensors weights: refused by resolve_checkpoint_files
+    (the first job of a checkpoint) naming the model, the directory and the architecture."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from trusttrace.models import resolve_checkpoint_files
+
+    bert = BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=32))
+    bert.save_pretrained(tmp_path / "bert")
+    with pytest.raises(TrustTraceError) as error:
+        resolve_checkpoint_files(str(tmp_path / "bert"), None, model_name="encoder", allow_pickle_weights=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"model 'encoder': checkpoint directory {tmp_path / 'bert'}: config.json describes "
+                              "BertForMaskedLM (model_type 'bert'), not a causal language model")
+    # The same check lets the decoders through: the tiny Llama, and a config naming only a causal model_type.
+    assert resolve_checkpoint_files(str(tiny_checkpoint_dir), None, model_name="tiny", allow_pickle_weights=False)[0]
+    from trusttrace.models import check_causal_lm
+
+    check_causal_lm({"model_type": "gpt_neox"}, "x")
+    with pytest.raises(TrustTraceError, match="model_type 't5', not a causal language model"):
+        check_causal_lm({"model_type": "t5"}, "x")

@@ -193,6 +193,33 @@ def cached_snapshot(repo_id: str, revision: str) -> Path | None:
     return directory if weight_files(directory) else None
 
 
+def check_causal_lm(config: dict, where: str) -> None:
+    """Refuse, in one line, a checkpoint whose config.json is not a causal language model (e.g. a BERT encoder):
+    TrustTrace reads a decoder's hidden states at the last token and scores continuations.
+
+    The config's ``architectures`` must name a class AutoModelForCausalLM maps to (or its ``auto_map`` must name
+    AutoModelForCausalLM, for remote code); a config without ``architectures`` must have a causal-LM model_type.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = config.get("architectures") or []
+    if "AutoModelForCausalLM" in (config.get("auto_map") or {}):
+        return
+    if architectures:
+        if any(name in causal_classes for name in architectures):
+            return
+        what = f"{', '.join(architectures)} (model_type {config.get('model_type')!r})"
+    elif config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return
+    else:
+        what = f"model_type {config.get('model_type')!r}"
+    raise TrustTraceError(
+        f"{where}: config.json describes {what}, not a causal language model (AutoModelForCausalLM); TrustTrace "
+        "needs a decoder (e.g. Llama, GPT-NeoX/Pythia, OLMo, GPT-2)"
+    )
+
+
 def resolve_checkpoint_files(location: str, revision: str | None, *, model_name: str, allow_pickle_weights: bool):
     """Directory holding a checkpoint's files, and its resolved commit (hf) or None, without loading weights.
 
@@ -207,6 +234,7 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         directory = Path(location)
         if not (directory / "config.json").is_file():
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no config.json")
+        check_causal_lm(_read_config(directory), f"model {model_name!r}: checkpoint directory {location}")
         if not weight_files(directory):
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no weight files "
                                   "(*.safetensors or *.bin)")
@@ -218,7 +246,10 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         return directory, None
     where = _where(model_name, location, revision)
     directory = _snapshot(location, revision, SNAPSHOT_PATTERNS, where)
-    if not weight_files(directory):
+    if (directory / "config.json").is_file():
+        check_causal_lm(_read_config(directory), where)
+    # A cached snapshot may hold .bin files fetched by another run: only safetensors count unless pickles are allowed.
+    if not any(f.suffix == ".safetensors" for f in weight_files(directory)):
         if not allow_pickle_weights:
             raise TrustTraceError(
                 f"{where}: no safetensors weights in this revision; it may hold only pickle (.bin) weights: set "
@@ -228,6 +259,13 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         if not weight_files(directory):
             raise TrustTraceError(f"{where}: no weight files (*.safetensors or *.bin) in this revision")
     return directory, directory.name
+
+
+def _read_config(directory: Path) -> dict:
+    try:
+        return json.loads((directory / "config.json").read_text())
+    except ValueError as error:
+        raise TrustTraceError(f"{directory}/config.json: not valid JSON ({error})") from None
 
 
 def _snapshot(repo_id: str, revision: str, patterns: list[str], where: str) -> Path:
