@@ -51,6 +51,11 @@ def steering_target_gate(wildcards):
     return checkpoint_gate_of(*tt_config.steering_target(config, wildcards.model))
 
 
+# The gate reads a few small JSON records: on a cluster it runs where Snakemake runs, not as a submitted job.
+localrules:
+    verify_checkpoint,
+
+
 rule verify_checkpoint:
     """Gate: fail (or warn) when a checkpoint holds the same weights as a checkpoint before it."""
     input:
