@@ -92,8 +92,8 @@ def test_adding_a_checkpoint_plans_only_its_jobs(finished_run):
     config["steering"]["target"] = {"model": "tiny", "checkpoint": "step8"}
     jobs = planned_jobs(run_snakemake(finished_run, config, "--dry-run"))
     aggregates = {rule: n for rule, n in jobs.items() if rule not in {
-        "pretrain_checkpoint", "resolve_checkpoint", "extract_activations", "probe", "mutual_information",
-        "steering_vectors", "steering_effect"}}
+        "pretrain_checkpoint", "resolve_checkpoint", "verify_checkpoint", "extract_activations", "probe",
+        "mutual_information", "steering_vectors", "steering_effect"}}
     assert {rule: n for rule, n in jobs.items() if rule not in aggregates} == {
         "pretrain_checkpoint": 1, "resolve_checkpoint": 1, "verify_checkpoint": 1, "extract_activations": 1,
         "probe": 1, "mutual_information": 1, "steering_vectors": 1, "steering_effect": 1,
