@@ -55,9 +55,11 @@ def hub(tmp_path_factory):
     }
     step0 = Path(repos[RESAVED]["step0"]["source"])
     resaved = resave_tensors(step0, step0.parent / "seed5-resaved")
-    repos[RESAVED]["step8"] = {"commit": hub_cache.add_revision(home, RESAVED, "step8", resaved), "source": str(resaved)}
+    repos[RESAVED]["step8"] = {"commit": hub_cache.add_revision(home, RESAVED, "step8", resaved),
+                               "source": str(resaved)}
     pickled = pickle_only(step0, step0.parent / "seed5-pickled")
-    repos[PICKLED] = {"step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled), "source": str(pickled)}}
+    repos[PICKLED] = {"step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled),
+                                "source": str(pickled)}}
     return home, repos
 
 
