@@ -37,10 +37,16 @@ MODELS = tt_config.analysed_models(config)
 DIMENSIONS = list(config["dimensions"])
 
 
+# Not settings of a cell: the checkpoint list (adding a checkpoint must leave old jobs' params as they were; a
+# changed param reruns every cell of the model) and the duplicate-weights gate's settings (rules/extract.smk).
+NOT_CELL_SETTINGS = ("checkpoints", "duplicate_weights", "duplicate_check")
+
+
 def model_settings(model):
-    """A model's settings without its checkpoint list, so that adding a checkpoint leaves old jobs' params as
-    they were (a changed param would rerun every cell of the model)."""
-    return {k: v for k, v in config["models"][model].items() if k != "checkpoints"}
+    """A model's settings that a cell's result depends on."""
+    return {
+        k: v for k, v in config["models"][model].items() if k not in NOT_CELL_SETTINGS
+    }
 
 
 def model_spec(wildcards):

@@ -26,6 +26,7 @@ rule steering_effect:
         vectors="results/steering_vectors/{model}/{checkpoint}/{dimension}",
         data="results/data/{dimension}.parquet",
         target=steering_target_record,
+        target_gate=steering_target_gate,
         target_files=steering_target_files,
     output:
         directory("results/steering/{model}/{checkpoint}/{dimension}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,36 @@ def tiny_workflow(tmp_path_factory) -> Path:
         run_workflow(workdir, config, "--cores", "2")
         done.write_text("ok\n")
     return workdir
+
+
+# ---- system parts (Chromium, SLURM, Polars, DuckDB): required in CI, reported at the end --------------------------
+# Outside CI a test whose system part is missing skips with the reason. With CI=true (.ci/run) such a skip fails the
+# run: CI must not pass without the tests the README promises. The skip reasons of those tests name their part.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+SYSTEM_PART_SKIP = re.compile(r"chromium|slurm|munge|polars|duckdb", re.IGNORECASE)
+SYSTEM_PARTS_USED: dict[str, str] = {}
+
+
+def system_part_used(part: str, description: str) -> None:
+    """Record what a test used of a system part (a version, an ``sinfo`` line) for the end-of-run summary line."""
+    SYSTEM_PARTS_USED[part] = " ".join(description.split())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if SYSTEM_PART_SKIP.search(reason):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true and a system part this test needs is missing: {reason}"
+    if report.when == "call" and report.passed and "polars_and_duckdb" in item.name:
+        from importlib.metadata import version
+
+        system_part_used("Parquet readers", f"polars {version('polars')}, duckdb {version('duckdb')}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    parts = "; ".join(f"{part}: {used}" for part, used in sorted(SYSTEM_PARTS_USED.items()))
+    terminalreporter.write_line(f"system parts used{' (CI=true)' if IN_CI else ''}: {parts or 'none'}")

@@ -12,6 +12,10 @@ What protects half-written outputs, shown by assertions below:
   * A kill -9 of Snakemake itself leaves its lock behind: the same command then stops with a LockException that
     names ``--unlock``; after ``snakemake --unlock`` the same command completes.
 
+Every kill point is exact: the killed run sets TRUSTTRACE_TEST_HOLD_AT (trusttrace.io's test hook), so the job to
+be killed stops at that point and says so (a ``reached-<pid>`` file) before the test kills it; no kill races the
+job it aims at.
+
 The scenarios share one uninterrupted reference run of the same config (module fixture) and start from copies of
 the same pre-built prefix, so the whole file costs about four tiny runs.
 """
@@ -33,6 +37,7 @@ import yaml
 
 from conftest import REPO
 from trusttrace.errors import TrustTraceError
+from trusttrace.io import TEST_HOLD_AT, TEST_HOLD_DIR
 from trusttrace.shards import read_shard
 
 pytestmark = pytest.mark.workflow
@@ -49,6 +54,11 @@ CELLS = [f"results/{step}/tiny/{checkpoint}/reliability" for step in ("probe", "
 PREFIX = ["results/data/reliability.parquet", "results/pretrain/tiny/tokenizer",
           "results/pretrain/tiny/checkpoints/step0"]
 PREPARED = [f"results/models/tiny/{checkpoint}.json" for checkpoint in CHECKPOINTS]
+TABLES = ["results/tables/metrics.parquet", "results/tables/phases.parquet", "results/tables/pretrain_loss.parquet",
+          "results/summary.md"]
+# Kill points (regular expressions over trusttrace.io's test-hook events).
+EXTRACTION_STARTS = r"^log:\S*extract_activations/\S+\.log:.*extract:"  # the forward passes' progress bar, 0 rows
+PROBE_HALFWAY = r"^write:\S*results/probe/tiny/[^/]+/reliability/layer=1\.json$"  # layer 0 written, layer 1 not
 TIMEOUT = 900
 FIGURES: dict[str, dict] = {}
 
@@ -60,12 +70,31 @@ def command(workdir: Path, *args: str) -> list[str]:
             str(workdir / "config.yaml"), "-d", str(workdir), "--cores", "2", *args]
 
 
-def start(workdir: Path, *args: str, name: str) -> subprocess.Popen:
+def start(workdir: Path, *args: str, name: str, hold: str | None = None) -> subprocess.Popen:
+    """Start the command; with ``hold``, the first job event matching it stops its job there (see wait_for_hold)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(FAULTS))
+    env = {key: value for key, value in os.environ.items() if key not in (TEST_HOLD_AT, TEST_HOLD_DIR)}
+    if hold is not None:
+        holds = workdir / "holds" / name
+        holds.mkdir(parents=True)
+        env |= {TEST_HOLD_AT: hold, TEST_HOLD_DIR: str(holds)}
     return subprocess.Popen(
         command(workdir, *args), cwd=workdir, start_new_session=True, stdout=open(workdir / f"{name}.out", "w"),
-        stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"},
+        stderr=subprocess.STDOUT, env={**env, "PYTHONHASHSEED": "0"},
     )
+
+
+def wait_for_hold(process: subprocess.Popen, workdir: Path, name: str) -> tuple[int, str]:
+    """(pid, event) of the job of run ``name`` that stopped at its kill point; it waits there to be killed."""
+    holds = workdir / "holds" / name
+    wait_until(process, lambda: any(holds.glob("reached-*")), f"a job of run {name!r} to reach its kill point")
+    reached = sorted(holds.glob("reached-*"))[0]
+    return int(reached.name.removeprefix("reached-")), reached.read_text()
+
+
+def held_log(event: str) -> Path:
+    """The log file named by a ``log:<path>:<text>`` event."""
+    return Path(re.match(r"^log:(\S+?\.log):", event).group(1))
 
 
 def output_of(workdir: Path, name: str) -> str:
@@ -195,7 +224,8 @@ def reference(prepared) -> Path:
     workdir = copy_workdir(prepared, prepared.parent / "reference")
     _, text, seconds = run(workdir, *CELLS, name="reference")
     assert f"Using workflow specific profile {REPO}/profiles/default" in text
-    FIGURES["reference"] = {"cells run (s)": round(seconds, 1)}
+    _, _, table_seconds = run(workdir, *TABLES, name="reference-tables")
+    FIGURES["reference"] = {"cells run (s)": round(seconds, 1), "tables run (s)": round(table_seconds, 1)}
     return workdir
 
 
@@ -211,11 +241,10 @@ def test_killed_in_extraction_then_in_a_cell_job_reruns_to_identical_cells(prepa
     probe job has written some of its layers; rerun to the end."""
     workdir = copy_workdir(prepared, tmp_path / "a")
     began = time.monotonic()
-    process = start(workdir, *CELLS, name="first")
-    logs = workdir / "logs" / "extract_activations" / "tiny"
-    running = lambda: [p for p in logs.glob("*/reliability.log") if "extract:" in p.read_text()]  # noqa: E731
-    wait_until(process, lambda: running() and job_processes(process, "extract_activations"), "extraction")
-    killed = running()[0].parent.name
+    process = start(workdir, *CELLS, name="first", hold=EXTRACTION_STARTS)
+    pid, event = wait_for_hold(process, workdir, "first")
+    killed = held_log(event).parent.name
+    assert pid in job_processes(process, "extract_activations")
     kill_group(process)
     kill_point = time.monotonic() - began
 
@@ -233,19 +262,12 @@ def test_killed_in_extraction_then_in_a_cell_job_reruns_to_identical_cells(prepa
 
     # Second kill: a probe job with part of its layers written (a half directory Snakemake has marked incomplete).
     run(workdir, *CELLS, "--unlock", name="unlock1")
-    process = start(workdir, *CELLS, name="second")
-    seen = []
-
-    def half_probe():
-        seen[:] = [d for d in (workdir / "results" / "probe" / "tiny").glob("*/reliability")
-                   if (d / "layer=0.json").is_file() and not (d / "layer=2.json").is_file()]
-        return seen
-
-    wait_until(process, half_probe, "a probe job halfway through its layers")
+    process = start(workdir, *CELLS, name="second", hold=PROBE_HALFWAY)
+    _, event = wait_for_hold(process, workdir, "second")
     kill_group(process)
-    half = seen[0]
+    half = workdir / Path(event.removeprefix("write:")).parent
     half_cell, layers_written = half.parent.name, len(list(half.glob("layer=*.json")))
-    assert layers_written < 3 and not (half / "layer=2.json").exists()
+    assert layers_written == 1 and (half / "layer=0.json").is_file()
     _, text = dry_run_jobs(workdir, "--workflow-profile", "none", name="dry-no-profile")
     # Without the profile's rerun-incomplete Snakemake refuses to go on and names the half directory ...
     assert "IncompleteFilesException" in text and str(half.relative_to(workdir)) in text, text[-3000:]
@@ -258,7 +280,7 @@ def test_killed_in_extraction_then_in_a_cell_job_reruns_to_identical_cells(prepa
     assert "Using workflow specific profile" in text
     compared = assert_same_cells(workdir, reference)
     FIGURES["a: kill -9 Snakemake in extraction, then in probe"] = {
-        "killed": f"extract_activations {killed} in its forward passes, {kill_point:.1f} s after start ({left})",
+        "killed": f"extract_activations {killed} as its forward passes began, {kill_point:.1f} s after start ({left})",
         "second kill": f"probe {half_cell} with {layers_written}/3 layer files written",
         "rerun (s)": round(seconds, 1), "cell files byte-equal": compared,
     }
@@ -268,12 +290,10 @@ def test_one_killed_job_fails_the_run_and_the_same_command_finishes_it(prepared,
     """(c) kill -9 of the extraction job's process only: Snakemake reports it, removes its outputs and exits;
     the same command (no --unlock needed) completes."""
     workdir = copy_workdir(prepared, tmp_path / "c")
-    process = start(workdir, *CELLS, name="first")
-    logs = workdir / "logs" / "extract_activations" / "tiny"
-    wait_until(process, lambda: job_processes(process, "extract_activations")
-               and any("extract:" in p.read_text() for p in logs.glob("*/reliability.log")), "extraction")
-    (victim,) = job_processes(process, "extract_activations")
-    killed = next(p.parent.name for p in logs.glob("*/reliability.log") if "extract:" in p.read_text())
+    process = start(workdir, *CELLS, name="first", hold=EXTRACTION_STARTS)
+    victim, event = wait_for_hold(process, workdir, "first")
+    assert job_processes(process, "extract_activations") == [victim]
+    killed = held_log(event).parent.name
     os.kill(victim, signal.SIGKILL)
     returncode = process.wait(timeout=TIMEOUT)
     text = output_of(workdir, "first")
@@ -284,7 +304,7 @@ def test_one_killed_job_fails_the_run_and_the_same_command_finishes_it(prepared,
     _, text, seconds = run(workdir, *CELLS, name="rerun")
     compared = assert_same_cells(workdir, reference)
     FIGURES["c: kill -9 one extraction job"] = {
-        "killed": f"extract_activations {killed} (pid {victim}) in its forward passes",
+        "killed": f"extract_activations {killed} (pid {victim}) as its forward passes began",
         "rerun (s)": round(seconds, 1), "cell files byte-equal": compared,
     }
 

@@ -23,6 +23,23 @@ import hub_cache
 from conftest import run_workflow
 
 PYTHIA, LLAMA, DUPLICATE = "fake-org/pythia-tiny", "fake-org/llama-tiny", "fake-org/pythia-dup"
+# A revision holding only pickle weights (pytorch_model.bin), as older hub uploads do.
+PICKLED = "fake-org/pythia-pickled"
+# step8 holds step0's tensors saved again (another tensor order, other metadata): another file, the same weights.
+RESAVED = "fake-org/pythia-resaved"
+
+
+def resave_tensors(source: Path, destination: Path) -> Path:
+    """Copy a checkpoint with its weights re-serialised: same tensors, reversed order, extra metadata."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, destination)
+    tensors = load_file(source / "model.safetensors")
+    save_file(dict(reversed(list(tensors.items()))), destination / "model.safetensors",
+              metadata={"format": "pt", "saved_by": "another tool"})
+    return destination
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +51,29 @@ def hub(tmp_path_factory):
         PYTHIA: hub_cache.build_fake_repo(home, PYTHIA, "gpt_neox", {"step0": 0, "step8": 1}),
         LLAMA: hub_cache.build_fake_repo(home, LLAMA, "llama", {"ckpt_000": 10, "ckpt_001": 11}),
         DUPLICATE: hub_cache.build_fake_repo(home, DUPLICATE, "gpt_neox", {"step0": 5, "step8": 5}),
+        RESAVED: hub_cache.build_fake_repo(home, RESAVED, "gpt_neox", {"step0": 5, "step4": 6}),
     }
+    step0 = Path(repos[RESAVED]["step0"]["source"])
+    resaved = resave_tensors(step0, step0.parent / "seed5-resaved")
+    repos[RESAVED]["step8"] = {"commit": hub_cache.add_revision(home, RESAVED, "step8", resaved),
+                               "source": str(resaved)}
+    pickled = pickle_only(step0, step0.parent / "seed5-pickled")
+    repos[PICKLED] = {"step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled),
+                                "source": str(pickled)}}
     return home, repos
+
+
+def pickle_only(source: Path, destination: Path) -> Path:
+    """Copy a checkpoint with its weights as a pickle (pytorch_model.bin) and no safetensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(source, destination)
+    torch.save(load_file(destination / "model.safetensors"), destination / "pytorch_model.bin")
+    (destination / "model.safetensors").unlink()
+    return destination
 
 
 def run_python(code: str, env: dict) -> tuple[dict, str]:
@@ -307,10 +345,13 @@ def test_identical_branches_fail_the_integrity_check_unless_warned(hub, tmp_path
         tmp_path / "error", hf_config({"dup": (DUPLICATE, ["step0", "step8"], {})}), home, target, check=False
     )
     assert failed.returncode != 0
-    log_path = tmp_path / "error/logs/resolve_checkpoint/dup/integrity.log"
-    assert log_path.is_file(), f"the integrity job did not run:\n{failed.stdout[-2000:]}\n{failed.stderr[-3000:]}"
-    log = log_path.read_text()
-    assert "identical weights: [['step0', 'step8']]" in log and "duplicate_weights: warn" in log
+    log_path = tmp_path / "error/logs/resolve_checkpoint/dup/step8.verify.log"
+    assert log_path.is_file(), f"the gate did not run:\n{failed.stdout[-2000:]}\n{failed.stderr[-3000:]}"
+    last = log_path.read_text().strip().splitlines()[-1]
+    assert "identical weights: step0 = step8: identical tensors (all weights)" in last, last
+    assert "duplicate_weights: warn" in last
+    assert (tmp_path / "error/results/models/dup/step0.verified").is_file()
+    assert not (tmp_path / "error/results/models/dup/step8.verified").exists()
     assert not (tmp_path / "error" / target).exists()
     (tmp_path / "warn").mkdir()
     snakemake(
@@ -320,6 +361,61 @@ def test_identical_branches_fail_the_integrity_check_unless_warned(hub, tmp_path
         target,
     )
     assert json.loads((tmp_path / "warn" / target).read_text())["duplicates"] == [["step0", "step8"]]
+
+
+@pytest.mark.workflow
+def test_the_gate_stops_every_job_of_a_duplicate_even_with_keep_going(hub, tmp_path):
+    """step8 holds step0's tensors in another file (another tensor order, other metadata): the file hashes differ,
+    the tensor digests do not. With --keep-going (the SLURM profile's setting) the other checkpoints' cells are
+    made and none of step8's: its extraction waits for its gate, which fails. duplicate_check: files lets it by."""
+    home, _ = hub
+    checkpoints = ["step0", "step4", "step8"]
+    targets = [f"results/probe/resaved/{c}/reliability" for c in checkpoints]
+    result = snakemake(tmp_path / "tensors", hf_config({"resaved": (RESAVED, checkpoints, {})}), home,
+                       *targets, "--keep-going", check=False)
+    assert result.returncode != 0
+    done = tmp_path / "tensors" / "results"
+    assert [c for c in checkpoints if (done / f"probe/resaved/{c}/reliability").is_dir()] == ["step0", "step4"]
+    assert not (done / "activations/resaved/step8").exists()
+    records = {c: json.loads((done / f"models/resaved/{c}.json").read_text()) for c in checkpoints}
+    assert records["step0"]["weights_sha256"] != records["step8"]["weights_sha256"]
+    assert records["step0"]["tensors_sha256"] == records["step8"]["tensors_sha256"]
+    last = (tmp_path / "tensors/logs/resolve_checkpoint/resaved/step8.verify.log").read_text().strip().splitlines()[-1]
+    assert "step0 = step8: identical tensors (all weights)" in last, last
+    gate = json.loads((done / "models/resaved/step4.verified").read_text())
+    assert gate["compared_with"] == ["step0"] and gate["duplicates"] == []
+
+    files_only = hf_config({"resaved": (RESAVED, checkpoints, {"duplicate_check": "files"})})
+    snakemake(tmp_path / "files", files_only, home, "results/models/resaved/_integrity.json")
+    summary = json.loads((tmp_path / "files/results/models/resaved/_integrity.json").read_text())
+    assert summary["duplicates"] == [] and summary["duplicate_check"] == ["files"]
+
+
+def test_a_pickle_only_revision_is_refused_unless_allowed(hub):
+    """A hub revision with only pytorch_model.bin: one line naming the model and revision, before anything is loaded;
+    with allow_pickle_weights the .bin is fetched (from the cache here) and found."""
+    home, repos = hub
+    code = f"""
+import json
+from trusttrace.errors import TrustTraceError
+from trusttrace.models import resolve_checkpoint_files
+out = {{}}
+try:
+    resolve_checkpoint_files({PICKLED!r}, "step0", model_name="legacy", allow_pickle_weights=False)
+except TrustTraceError as error:
+    out["refused"] = str(error)
+directory, commit = resolve_checkpoint_files({PICKLED!r}, "step0", model_name="legacy", allow_pickle_weights=True)
+out["allowed"] = [commit, sorted(p.name for p in directory.iterdir())]
+print(json.dumps(out))
+"""
+    out, _ = run_python(code, hub_cache.offline_env(home))
+    assert out["refused"] == (
+        f"model 'legacy' ({PICKLED}) revision 'step0': no safetensors weights in this revision; it may hold only "
+        "pickle (.bin) weights: set allow_pickle_weights: true for this model if you trust its publisher"
+    )
+    commit, files = out["allowed"]
+    assert commit == repos[PICKLED]["step0"]["commit"] and "pytorch_model.bin" in files
+    assert not any(name.endswith(".safetensors") for name in files)
 
 
 @pytest.mark.workflow

@@ -1,7 +1,8 @@
 """The Snakemake HTML report of the tiny workflow: built offline, figures embedded, and it renders in a real
 (headless) browser: the report is a React app, so a page that did not run its JavaScript shows only a warning.
 
-Chromium comes from Debian (``apt-get install -y chromium``); without /usr/bin/chromium the browser test is skipped.
+Chromium comes from Debian (``apt-get install -y chromium``); without /usr/bin/chromium the browser test is
+skipped (with CI=true it fails: tests/conftest.py).
 """
 
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_workflow
+from conftest import system_part_used, tiny_workflow
 from test_aggregate import snakemake_command
 
 pytestmark = pytest.mark.workflow
@@ -76,6 +77,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         timeout=180,
     )
     assert screenshot.is_file(), shot.stderr[-3000:]
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=60).stdout
+    system_part_used("Chromium", version.strip() or CHROMIUM)
     image = np.asarray(Image.open(screenshot).convert("RGB"))
     assert image.shape[:2] == (1000, 1400)
     rgb = image.reshape(-1, 3).astype(np.uint32)

@@ -225,3 +225,117 @@ def test_config_schema_names_match_the_wildcard_pattern():
     name, _ = wildcard_name_pattern()
     for value in ("ok-name_1.0", "step0", "../x", "a/b", ".hidden", "-x", "a b"):
         assert (re.search(pattern, value) is not None) == (re.fullmatch(name, value) is not None), value
+
+
+# ---- duplicate weights: tensor digests ---------------------------------------------------------------------------
+
+
+def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, path, metadata=metadata)
+    return path
+
+
+def record_of(directory: Path, name: str, check: str) -> dict:
+    from trusttrace.models import checkpoint_record
+
+    (directory / "config.json").write_text('{"model_type": "llama"}')
+    return {"checkpoint": name, **checkpoint_record(directory, None, check)}
+
+
+def test_tensor_digest_sees_the_tensors_not_the_file(tmp_path):
+    """Same tensors in another order with other metadata: another file sha256, the same tensor digests; one
+    changed value, dtype or shape changes that tensor's digest only."""
+    import hashlib
+
+    import torch
+
+    from trusttrace.models import combine_tensor_digests, tensor_digests
+
+    tensors = {"a.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b.bias": torch.ones(4)}
+    first = save_tensors(tmp_path / "1.safetensors", tensors)
+    second = save_tensors(tmp_path / "2.safetensors", dict(reversed(list(tensors.items()))), {"format": "pt"})
+    assert hashlib.sha256(first.read_bytes()).digest() != hashlib.sha256(second.read_bytes()).digest()
+    assert tensor_digests(first) == tensor_digests(second)
+    # The digest of a tensor is sha256(name \0 dtype \0 shape \0 bytes), known here.
+    expected = hashlib.sha256(b"b.bias\0F32\0[4]\0" + torch.ones(4).numpy().tobytes()).hexdigest()
+    assert tensor_digests(first)["b.bias"] == expected
+    for changed in ({**tensors, "a.weight": tensors["a.weight"] + 1},
+                    {**tensors, "a.weight": tensors["a.weight"].to(torch.float16)},
+                    {**tensors, "a.weight": tensors["a.weight"].reshape(3, 2)}):
+        digests = tensor_digests(save_tensors(tmp_path / "changed.safetensors", changed))
+        assert digests["b.bias"] == expected and digests["a.weight"] != tensor_digests(first)["a.weight"]
+    # However the tensors are split into files, the combined digest is the same.
+    split = {**tensor_digests(save_tensors(tmp_path / "s1.safetensors", {"a.weight": tensors["a.weight"]})),
+             **tensor_digests(save_tensors(tmp_path / "s2.safetensors", {"b.bias": tensors["b.bias"]}))}
+    assert combine_tensor_digests(split) == combine_tensor_digests(tensor_digests(first))
+
+
+def test_pickle_weights_digest_like_their_safetensors(pickle_only_dir, tiny_checkpoint_dir):
+    from trusttrace.models import tensor_digests
+
+    from_pickle = tensor_digests(pickle_only_dir / "pytorch_model.bin")
+    from_safetensors = tensor_digests(tiny_checkpoint_dir / "model.safetensors")
+    common = set(from_pickle) & set(from_safetensors)
+    assert len(common) >= 10 and all(from_pickle[name] == from_safetensors[name] for name in common)
+
+
+def test_duplicates_are_found_whole_and_by_shard(tmp_path):
+    """c1 = c0 re-serialised (whole duplicate under tensors, missed by files); c2 shares c0's second shard only
+    (found by both checks, which the combined weight hash alone would miss); c3 shares nothing."""
+    import torch
+
+    from trusttrace.models import duplicate_findings
+
+    def shards(seed_a: int, seed_b: int) -> tuple[dict, dict]:
+        return ({"a": torch.full((3,), float(seed_a))}, {"b": torch.full((2,), float(seed_b))})
+
+    layout = {"c0": shards(0, 0), "c1": shards(0, 0), "c2": shards(2, 0), "c3": shards(3, 3)}
+    for name, (first, second) in layout.items():
+        metadata = {"format": "pt", "name": name} if name == "c1" else None
+        save_tensors(tmp_path / name / "model-00001-of-00002.safetensors", first, metadata)
+        save_tensors(tmp_path / name / "model-00002-of-00002.safetensors", second, metadata)
+    tensors = [record_of(tmp_path / name, name, "tensors") for name in layout]
+    assert [(f["checkpoints"], f["shared"]) for f in duplicate_findings(tensors)] == [
+        (["c0", "c1"], "identical tensors (all weights)"),
+        (["c0", "c2"], "identical tensors in model-00002-of-00002.safetensors"),
+        (["c1", "c2"], "identical tensors in model-00002-of-00002.safetensors"),
+    ]
+    files = [record_of(tmp_path / name, name, "files") for name in layout]
+    assert "tensors_sha256" not in files[0]
+    assert [(f["checkpoints"], f["shared"]) for f in duplicate_findings(files)] == [
+        (["c0", "c2"], "identical weight files in model-00002-of-00002.safetensors"),
+    ]
+    # A record written before tensor digests existed is compared by files.
+    old = {k: v for k, v in tensors[0].items() if k not in ("tensors_sha256", "weight_file_tensors_sha256")}
+    assert duplicate_findings([old, tensors[2]])[0]["shared"].startswith("identical weight files")
+
+
+# ---- bad checkpoints: one line, before any compute ---------------------------------------------------------------
+
+
+def test_a_checkpoint_that_is_not_a_causal_lm_is_refused(tmp_path, tiny_checkpoint_dir):
+    """A BERT (masked-LM encoder) checkpoint directory with safetensors weights: refused by resolve_checkpoint_files
+    (the first job of a checkpoint) naming the model, the directory and the architecture."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from trusttrace.models import resolve_checkpoint_files
+
+    bert = BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=32))
+    bert.save_pretrained(tmp_path / "bert")
+    with pytest.raises(TrustTraceError) as error:
+        resolve_checkpoint_files(str(tmp_path / "bert"), None, model_name="encoder", allow_pickle_weights=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"model 'encoder': checkpoint directory {tmp_path / 'bert'}: config.json describes "
+                              "BertForMaskedLM (model_type 'bert'), not a causal language model")
+    # The same check lets the decoders through: the tiny Llama, and a config naming only a causal model_type.
+    assert resolve_checkpoint_files(str(tiny_checkpoint_dir), None, model_name="tiny", allow_pickle_weights=False)[0]
+    from trusttrace.models import check_causal_lm
+
+    check_causal_lm({"model_type": "gpt_neox"}, "x")
+    with pytest.raises(TrustTraceError, match="model_type 't5', not a causal language model"):
+        check_causal_lm({"model_type": "t5"}, "x")

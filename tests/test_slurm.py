@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import system_part_used
 from slurm_cluster import LocalSlurm, find, skip_reason
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -130,6 +131,10 @@ def slurm_cluster(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     with LocalSlurm(tmp_path_factory.mktemp("slurm-cluster")) as cluster:  # stop() runs on any outcome
+        sinfo = subprocess.run([find("sinfo"), "-h", "-o", "%P %a %D %c %m %T %N"], capture_output=True, text=True,
+                               timeout=30)
+        version = subprocess.run([find("sinfo"), "-V"], capture_output=True, text=True, timeout=30).stdout.strip()
+        system_part_used("SLURM", f"{version}, sinfo: {sinfo.stdout.strip() or sinfo.stderr.strip()}")
         yield cluster
 
 

@@ -93,13 +93,32 @@ def test_adding_a_checkpoint_plans_only_its_jobs(finished_run):
     config["steering"]["target"] = {"model": "tiny", "checkpoint": "step8"}
     jobs = planned_jobs(run_snakemake(finished_run, config, "--dry-run"))
     aggregates = {rule: n for rule, n in jobs.items() if rule not in {
-        "pretrain_checkpoint", "resolve_checkpoint", "extract_activations", "probe", "mutual_information",
-        "steering_vectors", "steering_effect"}}
+        "pretrain_checkpoint", "resolve_checkpoint", "verify_checkpoint", "extract_activations", "probe",
+        "mutual_information", "steering_vectors", "steering_effect"}}
     assert {rule: n for rule, n in jobs.items() if rule not in aggregates} == {
-        "pretrain_checkpoint": 1, "resolve_checkpoint": 1, "extract_activations": 1, "probe": 1,
-        "mutual_information": 1, "steering_vectors": 1, "steering_effect": 1,
+        "pretrain_checkpoint": 1, "resolve_checkpoint": 1, "verify_checkpoint": 1, "extract_activations": 1,
+        "probe": 1, "mutual_information": 1, "steering_vectors": 1, "steering_effect": 1,
     }
     assert set(aggregates) >= {"all", "check_checkpoint_integrity"}
+
+
+def test_the_duplicate_weights_gate_guards_every_job_and_reruns_no_cell(finished_run):
+    """Every extraction and steering job waits for its checkpoint's gate (verify_checkpoint), each gate compares its
+    checkpoint with the ones before it only, and redoing the gates (here: duplicate_weights: warn) plans no cell."""
+    gates = {p.stem: json.loads(p.read_text()) for p in (finished_run / "results/models/tiny").glob("*.verified")}
+    assert {name: gate["compared_with"] for name, gate in gates.items()} == {"step0": [], "step8": ["step0"]}
+    assert all(gate["duplicates"] == [] and gate["duplicate_check"] == ["tensors"] for gate in gates.values())
+    record = json.loads((finished_run / "results/models/tiny/step8.json").read_text())
+    assert set(record["weight_file_tensors_sha256"]) == {"model.safetensors"}
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["models"]["tiny"]["duplicate_weights"] = "warn"
+    jobs = planned_jobs(run_snakemake(finished_run, config, "--dry-run"))
+    assert jobs == {"verify_checkpoint": 2, "check_checkpoint_integrity": 1, "all": 1}, jobs
+    result = run_snakemake(finished_run, TINY, "--forceall", "--rulegraph")
+    edges = set(re.findall(r"(\d+) -> (\d+)", result.stdout))
+    names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', result.stdout, re.M))
+    edges = {(names[a], names[b]) for a, b in edges}
+    assert {("verify_checkpoint", "extract_activations"), ("verify_checkpoint", "steering_effect")} <= edges
 
 
 def test_adding_a_dimension_plans_only_its_jobs(finished_run):
@@ -151,18 +170,21 @@ def test_failed_job_keeps_other_outputs(finished_run, tmp_path):
 
 
 def test_same_config_gives_byte_identical_results(finished_run, tmp_path):
-    """A second run from scratch: identical checkpoints, shards' contents and metrics files."""
+    """A second run from scratch: identical checkpoints, shards' contents, metrics files, and what users read: the
+    tables (results/tables/*.parquet) and results/summary.md."""
     again = tmp_path / "again"
     again.mkdir()
     run_snakemake(again, TINY, "--cores", "2")
     compared = 0
     for pattern in ("results/pretrain/tiny/checkpoints/*/*.safetensors", "results/probe/**/*.json",
                     "results/mi/**/*.json", "results/steering/**/*.json", "results/steering_vectors/**/*.safetensors",
-                    "results/models/tiny/*.json"):
+                    "results/models/tiny/*.json", "results/tables/*.parquet", "results/summary.md"):
         for first in sorted(finished_run.glob(pattern)):
             second = again / first.relative_to(finished_run)
             assert second.read_bytes() == first.read_bytes(), first.relative_to(finished_run)
             compared += 1
     assert compared >= 2 * 3 * 3 + 4
+    tables = sorted(p.name for p in (again / "results/tables").glob("*.parquet"))
+    assert {"metrics.parquet", "phases.parquet", "degenerate_cells.parquet", "pretrain_loss.parquet"} <= set(tables)
     probe = json.loads((again / "results/probe/tiny/step8/reliability/layer=1.json").read_text())
     assert probe["seed"] == 0 and probe["split_seed"] == 0

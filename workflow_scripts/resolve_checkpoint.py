@@ -18,7 +18,7 @@ location, revision = checkpoint_location(spec, name, pretrain_dir=(smk.input[0] 
 directory, commit = resolve_checkpoint_files(
     location, revision, model_name=smk.wildcards.model, allow_pickle_weights=spec["allow_pickle_weights"]
 )
-record = checkpoint_record(directory, commit)
+record = checkpoint_record(directory, commit, smk.params.duplicate_check)
 num_layers = layer_count(Path(directory) / "config.json")
 if num_layers is None:
     raise TrustTraceError(f"{directory}/config.json: no num_hidden_layers; cannot tell the layer count")

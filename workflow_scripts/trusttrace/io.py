@@ -6,18 +6,61 @@ import json
 import logging
 import math
 import os
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from trusttrace.errors import DegenerateCellError
+
+# ---- test hook ----------------------------------------------------------------------------------------------
+# The fault tests kill a job at an exact point. With both variables set (only the tests' runs set them), a job
+# stops when an event matches TRUSTTRACE_TEST_HOLD_AT (a regular expression). Events: ``log:<log path>:<text>``
+# for text the job writes to its log (progress bars included), ``write:<path>`` just before write_json writes a
+# file, ``pretrain:<output dir>:step=<n>`` after each pre-training step. The job then writes ``reached-<pid>``
+# (holding the event) into TRUSTTRACE_TEST_HOLD_DIR and waits there until it is killed or a file ``release``
+# appears. Unset (always, outside the tests) the hook does nothing.
+TEST_HOLD_AT, TEST_HOLD_DIR = "TRUSTTRACE_TEST_HOLD_AT", "TRUSTTRACE_TEST_HOLD_DIR"
+
+
+def fault_test_hold(event: str) -> None:
+    """Test hook: wait here if the fault tests asked to kill this job at ``event`` (see above); else nothing."""
+    pattern, directory = os.environ.get(TEST_HOLD_AT), os.environ.get(TEST_HOLD_DIR)
+    if not pattern or not directory or not re.search(pattern, event):
+        return
+    directory = Path(directory)
+    reached = directory / f"reached-{os.getpid()}"
+    temporary = directory / f".reached-{os.getpid()}.tmp"
+    temporary.write_text(event)
+    os.replace(temporary, reached)
+    while not (directory / "release").exists():
+        time.sleep(0.01)
+
+
+class _LogFile:
+    """The job's log file as stderr, passing what is written through the test hook (no-op outside the tests)."""
+
+    def __init__(self, handle, path: str):
+        self._handle, self._path = handle, path
+
+    def write(self, text: str) -> int:
+        written = self._handle.write(text)
+        if text.strip():
+            self._handle.flush()
+            fault_test_hold(f"log:{self._path}:{text}")
+        return written
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
 
 
 def setup_job_logging(log_path: str | Path | None) -> None:
     """Send logging and stderr (progress bars, warnings, tracebacks) to the job's log file."""
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        sys.stderr = open(log_path, "a", buffering=1)
+        handle = open(log_path, "a", buffering=1)  # noqa: SIM115 (open for the rest of the job)
+        sys.stderr = _LogFile(handle, str(log_path)) if os.environ.get(TEST_HOLD_AT) else handle
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
@@ -38,6 +81,7 @@ def _plain(value: Any) -> Any:
 def write_json(path: str | Path, content: Any) -> None:
     """Write JSON to a temporary name and rename it into place, so a killed job leaves no half file."""
     path = Path(path)
+    fault_test_hold(f"write:{path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(_plain(content), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -193,6 +193,33 @@ def cached_snapshot(repo_id: str, revision: str) -> Path | None:
     return directory if weight_files(directory) else None
 
 
+def check_causal_lm(config: dict, where: str) -> None:
+    """Refuse, in one line, a checkpoint whose config.json is not a causal language model (e.g. a BERT encoder):
+    TrustTrace reads a decoder's hidden states at the last token and scores continuations.
+
+    The config's ``architectures`` must name a class AutoModelForCausalLM maps to (or its ``auto_map`` must name
+    AutoModelForCausalLM, for remote code); a config without ``architectures`` must have a causal-LM model_type.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = config.get("architectures") or []
+    if "AutoModelForCausalLM" in (config.get("auto_map") or {}):
+        return
+    if architectures:
+        if any(name in causal_classes for name in architectures):
+            return
+        what = f"{', '.join(architectures)} (model_type {config.get('model_type')!r})"
+    elif config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return
+    else:
+        what = f"model_type {config.get('model_type')!r}"
+    raise TrustTraceError(
+        f"{where}: config.json describes {what}, not a causal language model (AutoModelForCausalLM); TrustTrace "
+        "needs a decoder (e.g. Llama, GPT-NeoX/Pythia, OLMo, GPT-2)"
+    )
+
+
 def resolve_checkpoint_files(location: str, revision: str | None, *, model_name: str, allow_pickle_weights: bool):
     """Directory holding a checkpoint's files, and its resolved commit (hf) or None, without loading weights.
 
@@ -207,6 +234,7 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         directory = Path(location)
         if not (directory / "config.json").is_file():
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no config.json")
+        check_causal_lm(_read_config(directory), f"model {model_name!r}: checkpoint directory {location}")
         if not weight_files(directory):
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no weight files "
                                   "(*.safetensors or *.bin)")
@@ -218,7 +246,10 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         return directory, None
     where = _where(model_name, location, revision)
     directory = _snapshot(location, revision, SNAPSHOT_PATTERNS, where)
-    if not weight_files(directory):
+    if (directory / "config.json").is_file():
+        check_causal_lm(_read_config(directory), where)
+    # A cached snapshot may hold .bin files fetched by another run: only safetensors count unless pickles are allowed.
+    if not any(f.suffix == ".safetensors" for f in weight_files(directory)):
         if not allow_pickle_weights:
             raise TrustTraceError(
                 f"{where}: no safetensors weights in this revision; it may hold only pickle (.bin) weights: set "
@@ -228,6 +259,13 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
         if not weight_files(directory):
             raise TrustTraceError(f"{where}: no weight files (*.safetensors or *.bin) in this revision")
     return directory, directory.name
+
+
+def _read_config(directory: Path) -> dict:
+    try:
+        return json.loads((directory / "config.json").read_text())
+    except ValueError as error:
+        raise TrustTraceError(f"{directory}/config.json: not valid JSON ({error})") from None
 
 
 def _snapshot(repo_id: str, revision: str, patterns: list[str], where: str) -> Path:
@@ -244,12 +282,17 @@ def _snapshot(repo_id: str, revision: str, patterns: list[str], where: str) -> P
         ) from None
 
 
-def checkpoint_record(directory: Path, commit: str | None) -> dict:
+def checkpoint_record(directory: Path, commit: str | None, duplicate_check: str = "tensors") -> dict:
+    """What the integrity gates compare: the weight hash, each weight file's sha256 and, with
+    ``duplicate_check: tensors``, the tensor digests (all weights, and each weight file's own)."""
     config = json.loads((directory / "config.json").read_text())
-    return {
+    files = weight_files(directory)
+    record = {
         "directory": str(directory),
         "commit": commit,
         "weights_sha256": weights_digest(directory),
+        "weight_files": {f.name: file_sha256(f) for f in files},
+        "duplicate_check": duplicate_check,
         "architectures": config.get("architectures"),
         "model_type": config.get("model_type"),
     }
@@ -264,3 +307,111 @@ def input_device(model):
 def block_parameter(block):
     """A parameter of one transformer block: its device and dtype are the block's own (``device_map`` aware)."""
     return next(block.parameters())
+    if duplicate_check == "tensors":
+        per_file = {f.name: tensor_digests(f) for f in files}
+        record["tensors_sha256"] = combine_tensor_digests({k: v for d in per_file.values() for k, v in d.items()})
+        record["weight_file_tensors_sha256"] = {name: combine_tensor_digests(d) for name, d in per_file.items()}
+    return record
+
+
+# ---- duplicate weights -----------------------------------------------------------------------------------------
+# Public suites have shipped branches that hold another branch's weights (EleutherAI/pythia #83: step0 = step1;
+# #198: step0 = step2; #205). A file hash misses identical tensors serialised differently (another tensor order,
+# other metadata, another sharding) and, for a sharded checkpoint, a combined digest misses one duplicated shard:
+# so the tensors are hashed one by one (name, dtype, shape, bytes), and each weight file is compared on its own.
+
+DUPLICATE_CHECKS = ("files", "tensors")
+# torch dtypes under the names safetensors uses, so that a .bin and a .safetensors of the same tensors agree.
+_SAFETENSORS_DTYPES = {
+    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
+    "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
+}
+
+
+def _tensor_digest(name: str, dtype: str, shape: list[int], data) -> str:
+    digest = hashlib.sha256(f"{name}\0{dtype}\0{list(shape)}\0".encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def tensor_digests(path: str | Path) -> dict[str, str]:
+    """sha256 of each tensor of a weight file, over its name, dtype, shape and bytes (not the file's layout).
+
+    A safetensors file is read through its header and a memory map, without torch; a .bin (pickle) file, only
+    ever reached with ``allow_pickle_weights``, through torch with ``weights_only=True``.
+    """
+    import mmap
+    import struct
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return {
+            name: _tensor_digest(
+                name, _SAFETENSORS_DTYPES.get(str(t.dtype).removeprefix("torch."), str(t.dtype)), list(t.shape),
+                t.detach().reshape(-1).contiguous().view(torch.uint8).numpy().data,
+            )
+            for name, t in state.items() if isinstance(t, torch.Tensor)
+        }
+    with open(path, "rb") as handle:
+        try:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(header_size))
+        except (struct.error, ValueError) as error:
+            raise TrustTraceError(f"{path}: not a readable safetensors file ({error})") from None
+        header.pop("__metadata__", None)
+        size = path.stat().st_size
+        if not header:
+            return {}
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            digests = {}
+            for name, info in header.items():
+                begin, end = (8 + header_size + offset for offset in info["data_offsets"])
+                if end > size:
+                    raise TrustTraceError(f"{path}: tensor {name!r} runs past the end of the file (truncated?)")
+                with view[begin:end] as data:
+                    digests[name] = _tensor_digest(name, info["dtype"], info["shape"], data)
+            return digests
+
+
+def combine_tensor_digests(digests: dict[str, str]) -> str:
+    """One digest over tensor digests, in name order: the same tensors give the same value however sharded."""
+    return hashlib.sha256("".join(f"{name} {digests[name]}\n" for name in sorted(digests)).encode()).hexdigest()
+
+
+def shared_weights(earlier: dict, later: dict) -> str | None:
+    """What two checkpoint records (resolve_checkpoint's) share, in words, or None.
+
+    Compared with the stricter of the two records' checks: ``tensors`` when both carry tensor digests (all weights,
+    then each weight file's tensors against every weight file of the other), else ``files`` (the weight hash, then
+    each file's sha256). A single weight file in common is reported, since no weight file of a model in training
+    stays the same from one checkpoint to the next.
+    """
+    if "tensors_sha256" in earlier and "tensors_sha256" in later:
+        whole, parts = "tensors_sha256", "weight_file_tensors_sha256"
+        what = "identical tensors"
+    else:
+        whole, parts = "weights_sha256", "weight_files"
+        what = "identical weight files"
+    if earlier[whole] == later[whole]:
+        return f"{what} (all weights)"
+    later_parts = {digest: name for name, digest in later.get(parts, {}).items()}
+    common = [(name, later_parts[digest]) for name, digest in sorted(earlier.get(parts, {}).items())
+              if digest in later_parts]
+    if common:
+        listed = ", ".join(a if a == b else f"{a} = {b}" for a, b in common)
+        return f"{what} in {listed}"
+    return None
+
+
+def duplicate_findings(records: list[dict]) -> list[dict]:
+    """Every pair of records (config order) sharing weights: ``{"checkpoints": [earlier, later], "shared": ...}``."""
+    findings = []
+    for index, later in enumerate(records):
+        for earlier in records[:index]:
+            shared = shared_weights(earlier, later)
+            if shared is not None:
+                findings.append({"checkpoints": [earlier["checkpoint"], later["checkpoint"]], "shared": shared})
+    return findings

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trusttrace.io import fault_test_hold
+
 log = logging.getLogger(__name__)
 
 # Standard-library modules whose docstrings join pydoc's topics in the corpus: a fixed list, so that the corpus
@@ -211,6 +213,7 @@ def train_segment(
         optimizer.step()
         losses.append({"step": step + 1, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]})
         bar.set_postfix(loss=f"{losses[-1]['loss']:.3f}")
+        fault_test_hold(f"pretrain:{output_dir}:step={step + 1}")  # the fault tests' kill point; a no-op otherwise
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
