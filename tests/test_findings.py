@@ -183,3 +183,17 @@ def test_findings_table_writes_parquet_and_csv(tmp_path):
     write_table(findings_table(metrics, phases), FINDINGS_SCHEMA, tmp_path / "f.parquet", tmp_path / "f.csv")
     assert pd.read_parquet(tmp_path / "f.parquet")["fitting_layers"].tolist()[0].tolist() == [1, 2]
     assert pd.read_csv(tmp_path / "f.csv")["fitting_layers"].tolist() == ["1;2"]
+
+
+def test_summary_reads_findings_back_from_parquet(tmp_path):
+    """Parquet returns list columns as arrays (empty ones included): the summary renders them."""
+    from trusttrace import findings, summary
+    from trusttrace.aggregate import write_table
+
+    metrics = metrics_table(probe_records([0.0, 3.0]))
+    phases = pd.DataFrame({"model": [MODEL] * 2, "dimension": [POSITIVE_CONTROL] * 2, "layer": [1, 2],
+                           "n_checkpoints": [2, 2], "fitting": [False, False], "compression": [False, False]})
+    write_table(findings.findings_table(metrics, phases), FINDINGS_SCHEMA, tmp_path / "f.parquet")
+    degenerate = pd.DataFrame(columns=["model", "checkpoint", "step", "dimension", "layer", "source", "reason"])
+    text = summary.summary_markdown(pd.read_parquet(tmp_path / "f.parquet"), metrics, phases, degenerate)
+    assert "fitting (I(X;T) rises significantly to its peak) in 0/2 layers" in text

@@ -95,12 +95,17 @@ def _steering_lines(finding: dict) -> list[str]:
     return [line]
 
 
+def _layer_list(value) -> list[int]:
+    """A findings list column as read back from Parquet (an array, possibly empty) or built in memory."""
+    return [] if value is None or (isinstance(value, float) and math.isnan(value)) else [int(v) for v in value]
+
+
 def _phase_lines(finding: dict, phases: pd.DataFrame) -> list[str]:
     mi = phases[phases["n_checkpoints"].notna()] if "n_checkpoints" in phases else phases
     if mi.empty:
         return ["- phases: no mutual-information cells"]
     n = int(mi["layer"].nunique())
-    fitting, compression = list(finding["fitting_layers"] or []), list(finding["compression_layers"] or [])
+    fitting, compression = _layer_list(finding["fitting_layers"]), _layer_list(finding["compression_layers"])
     lines = [
         f"- fitting (I(X;T) rises significantly to its peak) in {len(fitting)}/{n} layers"
         + (f": {', '.join(map(str, fitting))}" if fitting else ""),
