@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from trusttrace import mi
+from trusttrace.data import stratified_sample
 from trusttrace.errors import TrustTraceError
 
 try:
@@ -305,23 +306,23 @@ def test_cka_matches_formula_in_both_forms():
 def test_stratified_subsample_keeps_proportions_and_is_seeded():
     y = np.array([0] * 700 + [1] * 250 + [2] * 50)
     np.random.default_rng(0).shuffle(y)
-    idx = mi.stratified_subsample(y, 200, seed=3)
+    idx = stratified_sample(y, 200, seed=3)
     assert idx.shape == (200,) and np.all(np.diff(idx) > 0)
     counts = np.bincount(y[idx], minlength=3)
     np.testing.assert_array_equal(counts, [140, 50, 10])
-    np.testing.assert_array_equal(idx, mi.stratified_subsample(y, 200, seed=3))
-    assert not np.array_equal(idx, mi.stratified_subsample(y, 200, seed=4))
-    odd = mi.stratified_subsample(y, 333, seed=1)
+    np.testing.assert_array_equal(idx, stratified_sample(y, 200, seed=3))
+    assert not np.array_equal(idx, stratified_sample(y, 200, seed=4))
+    odd = stratified_sample(y, 333, seed=1)
     c = np.bincount(y[odd], minlength=3)
     assert c.sum() == 333 and np.all(np.abs(c - np.array([700, 250, 50]) * 333 / 1000) < 1)
 
 
 def test_stratified_subsample_all_rows_when_small_and_rare_class_kept():
     y = np.array([1, 0, 1, 1])
-    np.testing.assert_array_equal(mi.stratified_subsample(y, 4, seed=0), np.arange(4))
-    np.testing.assert_array_equal(mi.stratified_subsample(y, 10, seed=0), np.arange(4))
+    np.testing.assert_array_equal(stratified_sample(y, 4, seed=0), np.arange(4))
+    np.testing.assert_array_equal(stratified_sample(y, 10, seed=0), np.arange(4))
     rare = np.array([0] * 999 + [1])
-    idx = mi.stratified_subsample(rare, 10, seed=0)
+    idx = stratified_sample(rare, 10, seed=0)
     assert idx.size == 10 and rare[idx].sum() == 1
 
 
@@ -472,7 +473,7 @@ def test_cell_metrics_subsamples_standardises_and_marks_degenerate_layers(tmp_pa
     out = mi.cell_metrics(directory, SETTINGS)
     assert set(out) == {0, 1, 2} and "constant" in out[0]["degenerate"] and out[0]["m"] == 80
     # the same numbers as mi_metrics on the subsampled, standardised train rows
-    rows = mi.stratified_subsample(labels[:100], 80, seed=0)
+    rows = stratified_sample(labels[:100], 80, seed=0)
     Xs, Ts = _standardize(X[:100][rows].astype(np.float32).astype(float)), T[:100][rows].astype(np.float32)
     expected = mi.mi_metrics(Xs, {2: _standardize(Ts.astype(float))}, labels[:100][rows], n_bootstrap=6, seed=0)[2]
     assert out[2]["hsic_ixt"] == pytest.approx(expected["hsic_ixt"], rel=1e-9)
@@ -543,8 +544,8 @@ def test_errors():
     _raises_one_line(r"lambda_factor must be a finite number > 0", mi.nhsic_direct, X, T, 50.0, -1.0)
     _raises_one_line(r"T_by_layer must be a non-empty dict", mi.mi_metrics, X, {}, y, sigma=50.0, lambda_factor=1e-5)
     _raises_one_line(r"all rows identical", mi.median_heuristic_sigma, np.ones((6, 2)))
-    _raises_one_line(r"max_samples must be an integer >= 1", mi.stratified_subsample, y, 0, seed=0)
-    _raises_one_line(r"y must be a 1-D label vector", mi.stratified_subsample, np.ones((4, 2)), 2, seed=0)
+    _raises_one_line(r"max_samples must be an integer >= 1", stratified_sample, y, 0, seed=0)
+    _raises_one_line(r"y must be a 1-D label vector", stratified_sample, np.ones((4, 2)), 2, seed=0)
     _raises_one_line(r"n_bootstrap must be 0 \(off\) or >= 2", mi.mi_metrics, X, {0: T}, y, n_bootstrap=1)
     _raises_one_line(r"too few for half-samples", mi.mi_metrics, X[:6], {0: T[:6]}, y[:6], n_bootstrap=4)
 

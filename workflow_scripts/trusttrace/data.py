@@ -252,15 +252,58 @@ def _round_half_up(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
+def _stratified_rows(y: np.ndarray, max_samples: int, seed) -> np.ndarray:
+    """Sorted row indices of a class-stratified subsample of at most ``max_samples`` rows (seeded).
+
+    All rows (``arange(len(y))``) when ``len(y) <= max_samples``. Otherwise exactly ``max_samples`` rows, class
+    counts proportional to the full data (largest-remainder rounding, so each count is within 1 of
+    ``n_class * max_samples / len(y)``; every class keeps at least one row when ``max_samples`` allows).
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise TrustTraceError(f"y must be a 1-D label vector for subsampling, got shape {arr.shape}")
+    try:
+        max_samples = int(max_samples)
+    except (TypeError, ValueError):
+        raise TrustTraceError(f"max_samples must be an integer >= 1, got {max_samples!r}") from None
+    if max_samples < 1:
+        raise TrustTraceError(f"max_samples must be an integer >= 1, got {max_samples}")
+    n = arr.shape[0]
+    if n <= max_samples:
+        return np.arange(n)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    counts = np.bincount(inverse, minlength=classes.size)
+    exact = counts * (max_samples / n)
+    quota = np.floor(exact).astype(np.int64)
+    short = max_samples - int(quota.sum())
+    order = np.lexsort((np.arange(classes.size), -(exact - quota)))  # largest remainder first, ties by class
+    quota[order[:short]] += 1
+    if max_samples >= classes.size:  # keep every class represented: move one row from the largest quota
+        for k in np.flatnonzero(quota == 0):
+            donor = int(np.argmax(quota))
+            quota[donor] -= 1
+            quota[k] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(inverse == k), size=int(q), replace=False) for k, q in enumerate(quota)]
+    return np.sort(np.concatenate(picked))
+
+
 def stratified_sample(
     labels: np.ndarray, max_samples: int | None, seed: int, groups: np.ndarray | None = None
 ) -> np.ndarray:
     """Sorted row positions of a seeded subsample of about ``max_samples`` rows that keeps class proportions.
 
-    Whole groups are taken (``groups``: a group key per row; default: every row its own group): the first groups
+    Without ``groups``: exactly ``max_samples`` rows by largest-remainder quotas (``_stratified_rows``; ``seed`` may
+    be a sequence, e.g. ``[seed, k]`` for the k-th of several draws). With ``groups`` (a group key per row) whole
+    groups are taken: the first groups
     of ``stratified_group_order`` whose rows' midpoint falls within ``max_samples``. Exact with one-row groups
     (each class within one row of its share), within half a group otherwise.
     """
+    if groups is None:
+        return np.arange(len(labels)) if max_samples is None else _stratified_rows(labels, max_samples, seed)
     labels = np.asarray(labels)
     if max_samples is None or len(labels) <= max_samples:
         return np.arange(len(labels))

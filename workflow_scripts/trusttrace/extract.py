@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from trusttrace.batching import requeue_halves
 from trusttrace.errors import TrustTraceError
 from trusttrace.models import decoder_blocks, input_device
 from trusttrace.tokens import encode_statements
@@ -46,9 +47,6 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarr
     order = np.argsort(-np.asarray(lengths), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    return "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
 
 
 def check_truncation(truncated: np.ndarray, max_length: int, max_fraction: float, where: str = "") -> int:
@@ -140,13 +138,7 @@ def extract_token_ids(
                         output_hidden_states=True,
                     )
             except (RuntimeError, torch.OutOfMemoryError) as error:
-                if not _is_out_of_memory(error) or len(rows) == 1:
-                    raise
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                half = len(rows) // 2
-                log.warning("out of memory at batch size %d; retrying at %d", len(rows), half)
-                pending[:0] = [rows[:half], rows[half:]]
+                requeue_halves(error, rows, pending, device, "extraction")
                 continue
             states = list(result.hidden_states[:n_blocks]) + [last_block["h"]]
             for layer in layers:

@@ -7,7 +7,6 @@ matches, so a truncated or wrong file is never kept and never read.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -16,18 +15,10 @@ import urllib.request
 from pathlib import Path
 
 from trusttrace.errors import TrustTraceError
+from trusttrace.io import file_sha256
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_verified(url: str, sha256: str, destination: str | Path, timeout: float = 60.0) -> Path:
@@ -42,7 +33,7 @@ def fetch_verified(url: str, sha256: str, destination: str | Path, timeout: floa
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
         raise TrustTraceError(f"sha256 for {url} must be 64 hex digits, got {sha256!r}")
     if destination.is_file():
-        if sha256_of(destination) == expected:
+        if file_sha256(destination) == expected:
             return destination
         log.warning("%s: sha256 differs from the config; fetching %s again", destination, url)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +48,7 @@ def fetch_verified(url: str, sha256: str, destination: str | Path, timeout: floa
         raise TrustTraceError(
             f"cannot download {url} ({reason}); offline? put the file at {destination} (sha256 {expected})"
         ) from None
-    actual = sha256_of(temporary)
+    actual = file_sha256(temporary)
     if actual != expected:
         size = temporary.stat().st_size
         temporary.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -107,3 +108,12 @@ def write_cell(path: str | Path, keys: dict, compute: Callable[[], dict]) -> dic
     content = {**keys, **metrics}
     write_json(path, content)
     return content
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

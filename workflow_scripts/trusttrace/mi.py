@@ -71,6 +71,7 @@ import numpy as np
 from scipy.linalg import blas as _blas
 from scipy.linalg import lapack as _lapack
 
+from trusttrace.data import stratified_sample
 from trusttrace.errors import TrustTraceError
 
 __all__ = [
@@ -85,7 +86,6 @@ __all__ = [
     "median_heuristic_sigma",
     "mi_metrics",
     "nhsic_direct",
-    "stratified_subsample",
     "subsample_standard_errors",
 ]
 
@@ -600,45 +600,6 @@ def linear_cka(A: np.ndarray, B: np.ndarray) -> float:
 # sampling and the per-cell table
 
 
-def stratified_subsample(y: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
-    """Sorted row indices of a class-stratified subsample of at most ``max_samples`` rows (seeded).
-
-    All rows (``arange(len(y))``) when ``len(y) <= max_samples``. Otherwise exactly ``max_samples`` rows, class
-    counts proportional to the full data (largest-remainder rounding, so each count is within 1 of
-    ``n_class * max_samples / len(y)``; every class keeps at least one row when ``max_samples`` allows).
-    """
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise TrustTraceError(f"mi: y must be a 1-D label vector for subsampling, got shape {arr.shape}")
-    try:
-        max_samples = int(max_samples)
-    except (TypeError, ValueError):
-        raise TrustTraceError(f"mi: max_samples must be an integer >= 1, got {max_samples!r}") from None
-    if max_samples < 1:
-        raise TrustTraceError(f"mi: max_samples must be an integer >= 1, got {max_samples}")
-    n = arr.shape[0]
-    if n <= max_samples:
-        return np.arange(n)
-    classes, inverse = np.unique(arr, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    counts = np.bincount(inverse, minlength=classes.size)
-    exact = counts * (max_samples / n)
-    quota = np.floor(exact).astype(np.int64)
-    short = max_samples - int(quota.sum())
-    order = np.lexsort((np.arange(classes.size), -(exact - quota)))  # largest remainder first, ties by class
-    quota[order[:short]] += 1
-    if max_samples >= classes.size:  # keep every class represented: move one row from the largest quota
-        for k in np.flatnonzero(quota == 0):
-            donor = int(np.argmax(quota))
-            quota[donor] -= 1
-            quota[k] += 1
-    rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(inverse == k), size=int(q), replace=False) for k, q in enumerate(quota)]
-    return np.sort(np.concatenate(picked))
-
-
 def mi_metrics(
     X: np.ndarray,
     T_by_layer: Mapping[int, np.ndarray],
@@ -705,7 +666,7 @@ def half_samples(y: np.ndarray, n_resamples: int, seed: int) -> list[np.ndarray]
     size = m // 2
     if size < MIN_ROWS:
         raise TrustTraceError(f"mi: {m} rows are too few for half-samples (need {2 * MIN_ROWS}); set mi.n_bootstrap: 0")
-    return [stratified_subsample(y, size, seed=[int(seed), k]) for k in range(int(n_resamples))]
+    return [stratified_sample(y, size, seed=[int(seed), k]) for k in range(int(n_resamples))]
 
 
 def subsample_standard_errors(
@@ -791,7 +752,7 @@ def cell_metrics(
                 f"mi.input_reference first_checkpoint: train row_ids of {reference_dir} and {shards_dir} differ "
                 f"({there.shape[0]} vs {here.shape[0]} rows); re-extract both from the same data split"
             )
-    rows = stratified_subsample(y, settings["max_samples"], settings["seed"])
+    rows = stratified_sample(y, settings["max_samples"], settings["seed"])
     try:
         X = _standardized_train_rows(input_shard, rows)
     except DegenerateCellError as error:

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from trusttrace import io
 from trusttrace.errors import TrustTraceError
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -134,8 +135,8 @@ def decoder_blocks(model):
     return found[0]
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's content.
+def weight_file_sha256(path: str | Path) -> str:
+    """sha256 of a (weight) file's content.
 
     A file of the HF cache is a link to ``blobs/<name>``, and for the large (LFS) files the blob's name is the
     LFS object id, i.e. the sha256 of the content: that name is used instead of reading the file again (an Amber
@@ -146,11 +147,7 @@ def file_sha256(path: str | Path) -> str:
         target = path.resolve()
         if target.parent.name == "blobs" and SHA256.fullmatch(target.name):
             return target.name
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return io.file_sha256(path)
 
 
 def weight_files(directory: str | Path) -> list[Path]:
@@ -169,8 +166,8 @@ def weights_digest(directory: str | Path) -> str:
     if not files:
         raise TrustTraceError(f"{directory}: no weight files (*.safetensors or *.bin)")
     if len(files) == 1:
-        return file_sha256(files[0])
-    return hashlib.sha256("".join(f"{f.name} {file_sha256(f)}\n" for f in files).encode()).hexdigest()
+        return weight_file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name} {weight_file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def _where(model_name: str, location: str, revision: str | None) -> str:
@@ -291,22 +288,12 @@ def checkpoint_record(directory: Path, commit: str | None, duplicate_check: str 
         "directory": str(directory),
         "commit": commit,
         "weights_sha256": weights_digest(directory),
-        "weight_files": {f.name: file_sha256(f) for f in files},
+        "weight_files": {f.name: weight_file_sha256(f) for f in files},
         "duplicate_check": duplicate_check,
         "architectures": config.get("architectures"),
         "model_type": config.get("model_type"),
     }
 
-
-def input_device(model):
-    """Where token ids must go: the input embedding's device (with a ``device_map`` the first parameter can sit
-    elsewhere, e.g. a tied output head on the last device)."""
-    return model.get_input_embeddings().weight.device
-
-
-def block_parameter(block):
-    """A parameter of one transformer block: its device and dtype are the block's own (``device_map`` aware)."""
-    return next(block.parameters())
     if duplicate_check == "tensors":
         per_file = {f.name: tensor_digests(f) for f in files}
         record["tensors_sha256"] = combine_tensor_digests({k: v for d in per_file.values() for k, v in d.items()})
@@ -415,3 +402,19 @@ def duplicate_findings(records: list[dict]) -> list[dict]:
             if shared is not None:
                 findings.append({"checkpoints": [earlier["checkpoint"], later["checkpoint"]], "shared": shared})
     return findings
+
+
+def input_device(model):
+    """Where token ids must go: the input embedding's device (with a ``device_map`` the first parameter can sit
+    elsewhere, e.g. a tied output head on the last device)."""
+    return model.get_input_embeddings().weight.device
+
+
+def block_parameter(block):
+    """A parameter of one transformer block: its device and dtype are the block's own (``device_map`` aware)."""
+    return next(block.parameters())
+    if duplicate_check == "tensors":
+        per_file = {f.name: tensor_digests(f) for f in files}
+        record["tensors_sha256"] = combine_tensor_digests({k: v for d in per_file.values() for k, v in d.items()})
+        record["weight_file_tensors_sha256"] = {name: combine_tensor_digests(d) for name, d in per_file.items()}
+    return record

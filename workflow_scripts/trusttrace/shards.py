@@ -12,7 +12,6 @@ bit-flipped shard raises an error naming the file and how to rebuild it instead 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,20 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trusttrace.errors import TrustTraceError
+from trusttrace.io import file_sha256
 
 MANIFEST = "manifest.json"
 
 
 def shard_name(layer: int) -> str:
     return f"layer={layer}.parquet"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 KEY_COLUMNS = ("model", "checkpoint", "dimension", "layer")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trusttrace.batching import requeue_halves
 from trusttrace.errors import DegenerateCellError, TrustTraceError
 from trusttrace.models import block_parameter, input_device
 
@@ -224,9 +225,6 @@ def steered(model, layer: int, vector, alpha: float, *, positions: str = "all"):
 # Batched scoring under many shifts at once
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    return "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError"
-
 
 def score_under_shifts(
     model,
@@ -288,13 +286,7 @@ def score_under_shifts(
                     logits = model(**inputs).logits
                     values = reduce(logits.float(), ids, mask, jobs[rows]).double().cpu().numpy()
             except (RuntimeError, torch.OutOfMemoryError) as error:
-                if not _is_out_of_memory(error) or len(rows) == 1:
-                    raise
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                half = len(rows) // 2
-                log.warning("out of memory at steering batch size %d; retrying at %d", len(rows), half)
-                pending[:0] = [rows[:half], rows[half:]]
+                requeue_halves(error, rows, pending, device, "steering")
                 continue
             if out is None:
                 out = np.empty((len(jobs), values.shape[1]))
