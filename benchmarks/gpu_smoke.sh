@@ -66,7 +66,7 @@ def forward_rate(log: Path):
 
 workdir = Path(sys.argv[1])
 rows, seconds, forward, lines = 0, 0.0, 0.0, []
-for tsv in sorted((workdir / "benchmarks/out/extract_activations").glob("*/*/*.tsv")):
+for tsv in sorted((workdir / "results/benchmarks/extract_activations").glob("*/*/*.tsv")):
     model, checkpoint, dimension = tsv.parent.parent.name, tsv.parent.name, tsv.stem
     with open(tsv) as handle:
         record = list(csv.DictReader(handle, delimiter="\t"))[-1]
@@ -79,7 +79,7 @@ for tsv in sorted((workdir / "benchmarks/out/extract_activations").glob("*/*/*.t
     rate = f"{f:>10.1f}" if f else f"{'?':>10}"
     lines.append(f"{model:<12} {checkpoint:<12} {dimension:<12} {n:>6} {s:>8.1f} {n / s:>10.1f} {rate} {record['max_rss']:>9}")
 if not lines:
-    sys.exit(f"no extraction benchmarks under {workdir}/benchmarks/out/extract_activations")
+    sys.exit(f"no extraction benchmarks under {workdir}/results/benchmarks/extract_activations")
 print(f"{'model':<12} {'checkpoint':<12} {'dimension':<12} {'rows':>6} {'seconds':>8} {'stmts/s':>10} "
       f"{'fwd st/s':>10} {'max_rss':>9}")
 print("\n".join(lines))

@@ -7,7 +7,7 @@ rule probe:
     log:
         "logs/probe/{model}/{checkpoint}/{dimension}.log",
     benchmark:
-        "benchmarks/out/probe/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/probe/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -30,7 +30,7 @@ rule mutual_information:
     log:
         "logs/mutual_information/{model}/{checkpoint}/{dimension}.log",
     benchmark:
-        "benchmarks/out/mutual_information/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/mutual_information/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -126,6 +126,35 @@ def checkpoint_files(wildcards):
     return checkpoint_files_of(wildcards.model, wildcards.checkpoint)
 
 
+def checkpoint_records_up_to(wildcards):
+    """The records of this checkpoint and of every checkpoint before it in config order: what its gate compares.
+    A checkpoint added later never changes an earlier checkpoint's gate."""
+    names = tt_config.checkpoint_names(config, wildcards.model)
+    position = names.index(wildcards.checkpoint)
+    return [
+        f"results/models/{wildcards.model}/{name}.json"
+        for name in names[: position + 1]
+    ]
+
+
+def checkpoint_gate_of(model, checkpoint):
+    """The integrity gate a job of this checkpoint waits for. ancient(): a gate that is redone (another
+    duplicate_weights, a checkpoint inserted before it) and passes again does not rerun finished jobs; changed
+    weights still do, through the checkpoint's record."""
+    return ancient(f"results/models/{model}/{checkpoint}.verified")
+
+
+def checkpoint_gate(wildcards):
+    return checkpoint_gate_of(wildcards.model, wildcards.checkpoint)
+
+
+def steering_target_gate(wildcards):
+    return checkpoint_gate_of(*tt_config.steering_target(config, wildcards.model))
+
+
+# The gate reads a few small JSON records: on a cluster it runs where Snakemake runs, not as a submitted job.
+
+
 def dimension_csv(wildcards):
     """The dimension's CSV; nothing for a url dimension not downloaded yet (its prepare_dimension job fetches it)."""
     path = tt_config.dimension_csv(config, wildcards.dimension)
@@ -185,7 +214,7 @@ def all_targets():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Aggregation (rules/aggregate.smk): tables, figures and summary built from every cell.
+# Aggregation (rules/tables.smk, rules/figures.smk): tables, figures and summary built from every cell.
 
 TABLES = "results/tables"
 FIGURES = "results/figures/{model}"
@@ -210,6 +239,28 @@ def pretrain_loss_cells():
         for model in pretrain_models()
         for checkpoint in tt_config.checkpoint_names(config, model)
     ]
+
+
+def report_table(path, name):
+    """A table (or the summary) marked for ``snakemake --report``: Overview > Tables, caption report/<name>.rst."""
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category="Overview",
+        subcategory="Tables",
+        labels={"table": name},
+    )
+
+
+def report_figure(path, name, label, category="{dimension}"):
+    """A figure marked for ``snakemake --report`` under its dimension (or Overview), caption report/<name>.rst."""
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category=category,
+        subcategory="{model}",
+        labels={"model": "{model}", "figure": label},
+    )
 
 
 def figure_files(name, model, dimension=None):

@@ -5,7 +5,7 @@ rule demo_dataset:
     log:
         "logs/demo_dataset/{demo}-n{n}.log",
     benchmark:
-        "benchmarks/out/demo_dataset/{demo}-n{n}.tsv"
+        "results/benchmarks/demo_dataset/{demo}-n{n}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -22,9 +22,9 @@ rule demo_word_order:
     output:
         "results/demo/word_order-n{n}.csv",
     log:
-        "logs/demo_dataset/word_order-n{n}.log",
+        "logs/demo_word_order/word_order-n{n}.log",
     benchmark:
-        "benchmarks/out/demo_dataset/word_order-n{n}.tsv"
+        "results/benchmarks/demo_word_order/word_order-n{n}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -44,7 +44,7 @@ rule prepare_dimension:
     log:
         "logs/prepare_dimension/{dimension}.log",
     benchmark:
-        "benchmarks/out/prepare_dimension/{dimension}.tsv"
+        "results/benchmarks/prepare_dimension/{dimension}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -7,7 +7,7 @@ rule resolve_checkpoint:
     log:
         "logs/resolve_checkpoint/{model}/{checkpoint}.log",
     benchmark:
-        "benchmarks/out/resolve_checkpoint/{model}/{checkpoint}.tsv"
+        "results/benchmarks/resolve_checkpoint/{model}/{checkpoint}.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: 1
@@ -16,42 +16,18 @@ rule resolve_checkpoint:
         cell=lambda wildcards: tt_config.checkpoint_entry(
             config, wildcards.model, wildcards.checkpoint
         ),
-        layers=config["layers"],
-        mi_input_layer=config["mi"]["input_layer"],
         duplicate_check=lambda wildcards: config["models"][wildcards.model][
             "duplicate_check"
         ],
+        layer_settings={
+            "layers": config["layers"],
+            "mi": {"input_layer": config["mi"]["input_layer"]},
+            "steering": {"layers": config["steering"]["layers"]},
+        },
     script:
         "../workflow_scripts/resolve_checkpoint.py"
 
 
-def checkpoint_records_up_to(wildcards):
-    """The records of this checkpoint and of every checkpoint before it in config order: what its gate compares.
-    A checkpoint added later never changes an earlier checkpoint's gate."""
-    names = tt_config.checkpoint_names(config, wildcards.model)
-    position = names.index(wildcards.checkpoint)
-    return [
-        f"results/models/{wildcards.model}/{name}.json"
-        for name in names[: position + 1]
-    ]
-
-
-def checkpoint_gate_of(model, checkpoint):
-    """The integrity gate a job of this checkpoint waits for. ancient(): a gate that is redone (another
-    duplicate_weights, a checkpoint inserted before it) and passes again does not rerun finished jobs; changed
-    weights still do, through the checkpoint's record."""
-    return ancient(f"results/models/{model}/{checkpoint}.verified")
-
-
-def checkpoint_gate(wildcards):
-    return checkpoint_gate_of(wildcards.model, wildcards.checkpoint)
-
-
-def steering_target_gate(wildcards):
-    return checkpoint_gate_of(*tt_config.steering_target(config, wildcards.model))
-
-
-# The gate reads a few small JSON records: on a cluster it runs where Snakemake runs, not as a submitted job.
 localrules:
     verify_checkpoint,
 
@@ -63,9 +39,9 @@ rule verify_checkpoint:
     output:
         "results/models/{model}/{checkpoint}.verified",
     log:
-        "logs/resolve_checkpoint/{model}/{checkpoint}.verify.log",
+        "logs/verify_checkpoint/{model}/{checkpoint}.log",
     benchmark:
-        "benchmarks/out/verify_checkpoint/{model}/{checkpoint}.tsv"
+        "results/benchmarks/verify_checkpoint/{model}/{checkpoint}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -91,9 +67,9 @@ rule check_checkpoint_integrity:
     output:
         "results/models/{model}/_integrity.json",
     log:
-        "logs/resolve_checkpoint/{model}/integrity.log",
+        "logs/check_checkpoint_integrity/{model}.log",
     benchmark:
-        "benchmarks/out/resolve_checkpoint/{model}/integrity.tsv"
+        "results/benchmarks/check_checkpoint_integrity/{model}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -117,7 +93,7 @@ rule extract_activations:
     log:
         "logs/extract_activations/{model}/{checkpoint}/{dimension}.log",
     benchmark:
-        "benchmarks/out/extract_activations/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/extract_activations/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: 2

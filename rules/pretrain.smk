@@ -3,9 +3,9 @@ rule pretrain_corpus:
     output:
         "results/pretrain/corpus.txt",
     log:
-        "logs/pretrain/corpus.log",
+        "logs/pretrain_corpus/corpus.log",
     benchmark:
-        "benchmarks/out/pretrain/corpus.tsv"
+        "results/benchmarks/pretrain_corpus/corpus.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: 1
@@ -21,9 +21,9 @@ rule pretrain_tokenizer:
         tokenizer=directory("results/pretrain/{model}/tokenizer"),
         tokens="results/pretrain/{model}/tokens.npy",
     log:
-        "logs/pretrain/{model}/tokenizer.log",
+        "logs/pretrain_tokenizer/{model}.log",
     benchmark:
-        "benchmarks/out/pretrain/{model}/tokenizer.tsv"
+        "results/benchmarks/pretrain_tokenizer/{model}.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: 1
@@ -45,9 +45,9 @@ rule pretrain_checkpoint:
         checkpoint=directory("results/pretrain/{model}/checkpoints/{checkpoint}"),
         losses="results/pretrain/{model}/losses/{checkpoint}.tsv",
     log:
-        "logs/pretrain/{model}/{checkpoint}.log",
+        "logs/pretrain_checkpoint/{model}/{checkpoint}.log",
     benchmark:
-        "benchmarks/out/pretrain/{model}/{checkpoint}.tsv"
+        "results/benchmarks/pretrain_checkpoint/{model}/{checkpoint}.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: lambda wildcards: config["models"][wildcards.model]["pretrain"]["threads"]

@@ -7,7 +7,7 @@ rule steering_vectors:
     log:
         "logs/steering_vectors/{model}/{checkpoint}/{dimension}.log",
     benchmark:
-        "benchmarks/out/steering_vectors/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/steering_vectors/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -33,7 +33,7 @@ rule steering_effect:
     log:
         "logs/steering_effect/{model}/{checkpoint}/{dimension}.log",
     benchmark:
-        "benchmarks/out/steering_effect/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/steering_effect/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/trusttrace.yaml"
     threads: 2

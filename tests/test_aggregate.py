@@ -523,7 +523,7 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     assert findings["dimension"].tolist() == ["reliability"] and findings["steering_best_alpha"].item() > 0
     assert "probe layer 0 at all 2 checkpoints" in summary
     for rule in ("aggregate_metrics", "plot_dimension"):
-        assert list((workdir / "logs" / rule).rglob("*.log")) and list((workdir / "benchmarks" / "out" / rule).rglob("*.tsv"))
+        assert list((workdir / "logs" / rule).rglob("*.log")) and list((workdir / "results" / "benchmarks" / rule).rglob("*.tsv"))
 
     assert dry_run_jobs(workdir) == {}
     # a lost figure redraws only its figure job; re-aggregating never reruns a cell

@@ -345,7 +345,7 @@ def test_identical_branches_fail_the_integrity_check_unless_warned(hub, tmp_path
         tmp_path / "error", hf_config({"dup": (DUPLICATE, ["step0", "step8"], {})}), home, target, check=False
     )
     assert failed.returncode != 0
-    log_path = tmp_path / "error/logs/resolve_checkpoint/dup/step8.verify.log"
+    log_path = tmp_path / "error/logs/verify_checkpoint/dup/step8.log"
     assert log_path.is_file(), f"the gate did not run:\n{failed.stdout[-2000:]}\n{failed.stderr[-3000:]}"
     last = log_path.read_text().strip().splitlines()[-1]
     assert "identical weights: step0 = step8: identical tensors (all weights)" in last, last
@@ -380,7 +380,7 @@ def test_the_gate_stops_every_job_of_a_duplicate_even_with_keep_going(hub, tmp_p
     records = {c: json.loads((done / f"models/resaved/{c}.json").read_text()) for c in checkpoints}
     assert records["step0"]["weights_sha256"] != records["step8"]["weights_sha256"]
     assert records["step0"]["tensors_sha256"] == records["step8"]["tensors_sha256"]
-    last = (tmp_path / "tensors/logs/resolve_checkpoint/resaved/step8.verify.log").read_text().strip().splitlines()[-1]
+    last = (tmp_path / "tensors/logs/verify_checkpoint/resaved/step8.log").read_text().strip().splitlines()[-1]
     assert "step0 = step8: identical tensors (all weights)" in last, last
     gate = json.loads((done / "models/resaved/step4.verified").read_text())
     assert gate["compared_with"] == ["step0"] and gate["duplicates"] == []

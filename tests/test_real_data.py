@@ -45,11 +45,6 @@ def paper_dimensions() -> dict:
     return dimensions
 
 
-def aggregation_defined() -> bool:
-    text = (REPO / "rules" / "aggregate.smk").read_text()
-    return "rule aggregate_metrics" in text and "metrics.parquet" in text
-
-
 # ---- the ready configs ----------------------------------------------------------------------------------------
 
 
@@ -352,8 +347,6 @@ def test_every_cell_is_present_and_sane(real_run):
 @pytest.mark.workflow
 def test_metrics_table_holds_every_cell(real_run):
     workdir, model, checkpoints = real_run
-    if not aggregation_defined():
-        pytest.skip("rules/aggregate.smk defines no metrics table yet")
     import pandas as pd
 
     table = pd.read_parquet(workdir / "results/tables/metrics.parquet")

@@ -54,7 +54,7 @@ def test_every_cell_is_written(finished_run):
         assert [r["alpha"] for r in steering["by_alpha"]] == [-1.0, 0.0, 1.0]
         assert steering["target_checkpoint"] == "step8"
         assert (results / "steering_vectors" / "tiny" / checkpoint / "reliability" / "layer=1.safetensors").is_file()
-    for directory in ("logs", "benchmarks/out"):
+    for directory in ("logs", "results/benchmarks"):
         assert any((finished_run / directory).rglob("*")), directory
 
 

@@ -340,10 +340,12 @@ def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> Non
     if source != "local" or check_files:
         num_layers = known_num_layers(config, model)
         if num_layers is not None:
-            _check_layer_ranges(config, where, num_layers)
+            check_layer_ranges(config, where, num_layers)
 
 
-def _check_layer_ranges(config: dict, where: str, num_layers: int) -> None:
+def check_layer_ranges(config: dict, where: str, num_layers: int) -> None:
+    """``layers``, ``mi.input_layer`` and ``steering.layers`` of ``config`` (only those keys are read) must exist in
+    a model of ``num_layers`` blocks; ``where`` names the model (and checkpoint) in the message."""
     if config["layers"] != "all":
         bad = [layer for layer in config["layers"] if layer > num_layers]
         if bad:

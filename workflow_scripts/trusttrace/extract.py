@@ -151,3 +151,51 @@ def extract_token_ids(
     finally:
         hook.remove()
     return outputs
+
+
+def write_activation_shards(
+    model, tokenizer, data, output_dir, *, layers: list[int], extraction: dict, batch_size: int, cell: dict, record: dict
+) -> dict:
+    """Extract every layer of ``layers`` for the statements of ``data`` (the prepared dimension table) and write
+    one shard per layer into ``output_dir``, then the manifest (last: a directory without one is unfinished).
+
+    Too many statements cut to ``extraction["max_length"]`` fail before any forward pass. Returns the manifest.
+    """
+    from pathlib import Path
+
+    from trusttrace import layout
+    from trusttrace.shards import read_manifest, write_manifest, write_shard
+
+    input_ids, truncated = encode_statements(
+        tokenizer,
+        data["statement"].tolist(),
+        special_tokens=extraction["special_tokens"],
+        max_length=extraction["max_length"],
+    )
+    where = f"{cell['model']}/{cell['checkpoint']}/{cell['dimension']}"
+    n_truncated = check_truncation(truncated, extraction["max_length"], extraction["max_truncated_fraction"], where)
+    states = extract_token_ids(model, tokenizer, input_ids, layers, batch_size=batch_size, token=extraction["token"])
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        **cell,
+        "token": extraction["token"],
+        "special_tokens": extraction["special_tokens"],
+        "max_length": extraction["max_length"],
+        "weights_sha256": record["weights_sha256"],
+    }
+    digests = {
+        layer: write_shard(
+            output / layout.layer_file(layer, "parquet"),
+            data["row_id"].to_numpy(),
+            data["label"].to_numpy(),
+            data["split"].to_numpy(),
+            states[layer].astype(extraction["dtype"]),
+            {**metadata, "layer": layer},
+            keys={**cell, "layer": layer},
+        )
+        for layer in layers
+    }
+    summary = {**metadata, "rows": len(data), "n_truncated": n_truncated, "num_layers": record["num_layers"]}
+    write_manifest(output, digests, summary)
+    return read_manifest(output)

@@ -60,8 +60,13 @@ def load_model_and_tokenizer(
     device: str = "cpu",
     trust_remote_code: bool = False,
     allow_pickle_weights: bool = False,
+    device_map: str | dict | None = None,
+    load_in: str | None = None,
 ):
     """``AutoModelForCausalLM/AutoTokenizer.from_pretrained(location, revision=...)`` in eval mode.
+
+    ``device_map`` (e.g. ``"auto"``) is passed to ``from_pretrained`` (accelerate places the blocks; ``device`` is
+    then not applied); ``load_in: 8bit | 4bit`` quantises through bitsandbytes, imported only then.
 
     The tokenizer pads on the right with a pad token (the end-of-text token when the model has none); the
     extraction picks each row's last real token from the attention mask, so padding never leaks in. A revision
@@ -80,10 +85,17 @@ def load_model_and_tokenizer(
         if cached is not None:
             location, revision = str(cached), None
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    placement = {} if device_map is None else {"device_map": device_map}
+    if load_in is not None:
+        placement["quantization_config"] = _quantization(load_in, where)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=torch_dtype(dtype), use_safetensors=None if allow_pickle_weights else True, **kwargs
+            location,
+            dtype=torch_dtype(dtype),
+            use_safetensors=None if allow_pickle_weights else True,
+            **placement,
+            **kwargs,
         )
     except (OSError, ValueError, SafetensorError) as error:
         # SafetensorError: a truncated or corrupt weights file (e.g. a copy cut short), named here in one line.
@@ -105,9 +117,44 @@ def load_model_and_tokenizer(
         fallback = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
         tokenizer.pad_token = fallback if fallback is not None else tokenizer.convert_ids_to_tokens(0)
     tokenizer.padding_side = "right"
-    model.to(device)
+    if not placement:
+        model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _quantization(load_in: str, where: str):
+    """A BitsAndBytesConfig for ``load_in`` (8bit or 4bit); bitsandbytes is only needed when asked for."""
+    import importlib.util
+
+    from transformers import BitsAndBytesConfig
+
+    if load_in not in ("8bit", "4bit"):
+        raise TrustTraceError(f"{where}: load_in must be 8bit or 4bit, got {load_in!r}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise TrustTraceError(f"{where}: load_in: {load_in} needs the bitsandbytes package (pip install bitsandbytes)")
+    return BitsAndBytesConfig(load_in_8bit=load_in == "8bit", load_in_4bit=load_in == "4bit")
+
+
+def load_recorded(record: dict, spec: dict, threads: int | None = None):
+    """(model, tokenizer) of a checkpoint resolved by ``resolve_checkpoint`` (its JSON record), loaded with the
+    model's settings from the config (dtype, device or device_map, load_in, remote code, pickle weights);
+    ``threads``: torch's CPU threads for the job."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return load_model_and_tokenizer(
+        record["load_from"],
+        record["revision"] if record["source"] == "hf" else None,
+        model_name=record["model"],
+        dtype=spec["dtype"],
+        device=resolve_device(spec["device"]),
+        trust_remote_code=spec["trust_remote_code"],
+        allow_pickle_weights=spec["allow_pickle_weights"],
+        device_map=spec.get("device_map"),
+        load_in=spec.get("load_in"),
+    )
 
 
 def num_hidden_layers(model) -> int:
@@ -418,3 +465,41 @@ def block_parameter(block):
         record["tensors_sha256"] = combine_tensor_digests({k: v for d in per_file.values() for k, v in d.items()})
         record["weight_file_tensors_sha256"] = {name: combine_tensor_digests(d) for name, d in per_file.items()}
     return record
+
+
+def resolve_record(
+    model: str,
+    checkpoint: str,
+    spec: dict,
+    *,
+    pretrain_dir: str | None = None,
+    layer_settings: dict | None = None,
+) -> dict:
+    """The record ``resolve_checkpoint`` writes for one checkpoint: where it loads from (hub revision -> commit,
+    or a directory), its weight hashes (``spec["duplicate_check"]``), layer count and architecture.
+
+    ``spec``: the model's settings with this checkpoint's entry as its only ``checkpoints`` item. ``layer_settings``
+    (``layers``, ``mi.input_layer``, ``steering.layers`` of the config) are checked against the layer count.
+    Every failure is one TrustTraceError before any compute.
+    """
+    from trusttrace.config import check_layer_ranges, layer_count
+
+    location, revision = checkpoint_location(spec, checkpoint, pretrain_dir=pretrain_dir)
+    directory, commit = resolve_checkpoint_files(
+        location, revision, model_name=model, allow_pickle_weights=spec["allow_pickle_weights"]
+    )
+    num_layers = layer_count(Path(directory) / "config.json")
+    if num_layers is None:
+        raise TrustTraceError(f"{directory}/config.json: no num_hidden_layers; cannot tell the layer count")
+    if layer_settings is not None:
+        check_layer_ranges(layer_settings, f"model {model!r} checkpoint {checkpoint!r}", num_layers)
+    return {
+        "model": model,
+        "checkpoint": checkpoint,
+        "source": spec["source"],
+        "load_from": location,
+        "revision": commit or revision,
+        "requested_revision": revision,
+        "num_layers": num_layers,
+        **checkpoint_record(directory, commit, spec.get("duplicate_check", "tensors")),
+    }

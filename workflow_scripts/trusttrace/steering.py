@@ -657,3 +657,78 @@ def evaluation_rows(frame, *, seed: int = 0, max_statements: int | None = None):
             raise TrustTraceError(f"steering: the {split} rows hold one class only ({len(part)} rows)")
         parts.append(part.iloc[stratified_sample(part["label"].to_numpy(), max_statements, seed)])
     return pd.concat(parts, ignore_index=True), on_test_half
+
+
+def write_steering_cells(
+    model,
+    tokenizer,
+    data,
+    vectors_dir,
+    output_dir,
+    *,
+    settings: dict,
+    encoding: dict,
+    spec: dict,
+    cell: dict,
+    target: dict,
+    trustworthy_label: int,
+    prompt: dict | None,
+) -> None:
+    """Evaluate one source checkpoint's vectors (``vectors_dir``, one per layer) on the target ``model`` and write
+    one cell file per steering layer into ``output_dir`` (``evaluate_cell`` per layer; a layer without a vector is
+    written as degenerate with its reason).
+
+    ``data``: the prepared dimension table (its validation and test rows are evaluated, see ``evaluation_rows``);
+    ``settings``: the config's steering section; ``encoding``: ``special_tokens`` and ``max_length``; ``spec``: the
+    target model's settings (``chat``, ``batch_size``); ``cell``: the cell's keys; ``target``: its record.
+    """
+    from trusttrace import layout
+    from trusttrace.config import steering_layers
+    from trusttrace.io import read_json, write_cell
+
+    vectors_dir, output = Path(vectors_dir), Path(output_dir)
+    source_layers = layout.layers_in(vectors_dir, "json")
+    layers = steering_layers({"steering": settings}, max(source_layers))
+    missing = sorted(set(layers) - set(source_layers))
+    if missing:
+        raise TrustTraceError(f"steering.layers: {missing} have no steering vector (extracted layers: {source_layers})")
+    rows, on_test_half = evaluation_rows(data, seed=settings["seed"], max_statements=settings["max_statements"])
+
+    def steer(layer):
+        vector_file = vectors_dir / layout.layer_file(layer, "safetensors")
+        if not vector_file.is_file():
+            raise DegenerateCellError(read_json(vectors_dir / layout.layer_file(layer, "json"))["degenerate"])
+        result = evaluate_cell(
+            model,
+            tokenizer,
+            rows["statement"].tolist(),
+            rows["label"].to_numpy(),
+            rows["eval_split"].to_numpy(),
+            trustworthy_label,
+            load_vectors(vector_file)[layer],
+            layer,
+            settings["alphas"],
+            prompt=prompt,
+            chat=spec["chat"],
+            positions=settings["positions"],
+            n_random=settings["n_random"],
+            n_bootstrap=settings["n_bootstrap"],
+            seed=settings["seed"],
+            special_tokens=encoding["special_tokens"],
+            max_length=encoding["max_length"],
+            batch_size=spec["batch_size"],
+        )
+        return {**result, "selection_on_test_half": on_test_half}
+
+    output.mkdir(parents=True, exist_ok=True)
+    for layer in layers:
+        keys = {
+            **cell,
+            "layer": layer,
+            "target_model": target["model"],
+            "target_checkpoint": target["checkpoint"],
+            "n_validation": int((rows["eval_split"] == "validation").sum()),
+            "n_test": int((rows["eval_split"] == "test").sum()),
+            "trustworthy_label": trustworthy_label,
+        }
+        write_cell(output / layout.layer_file(layer, "json"), keys, lambda layer=layer: steer(layer))
