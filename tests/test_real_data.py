@@ -198,8 +198,7 @@ def real_run(tmp_path_factory):
         for checkpoint in checkpoints
         for dimension in DIMENSIONS
     ]
-    if aggregation_defined():
-        targets.append("results/tables/metrics.parquet")
+    targets.append("results/tables/metrics.parquet")
     run_workflow(workdir, config, "--cores", "2", *targets)
     return workdir, model, checkpoints
 
