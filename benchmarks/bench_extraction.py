@@ -22,19 +22,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts")
 
 from trusttrace.demo_data import DEMO_DIMENSIONS, generate_demo_dimension  # noqa: E402
 from trusttrace.extract import extract_hidden_states, length_sorted_batches  # noqa: E402
+from trusttrace.layout import layer_file
 from trusttrace.models import load_model_and_tokenizer  # noqa: E402
-from trusttrace.shards import shard_name, write_manifest, write_shard  # noqa: E402
+from trusttrace.shards import write_manifest, write_shard  # noqa: E402
 
 
 def default_checkpoint(directory: Path, statements: list[str]) -> Path:
     from trusttrace.pretrain import build_corpus, train_segment, train_tokenizer
 
-    settings = {"vocab_size": 4096, "hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512,
-                "seq_len": 128, "batch_size": 16, "learning_rate": 0.003, "warmup_steps": 50, "weight_decay": 0.01,
-                "seed": 0, "threads": 2}
+    settings = {
+        "vocab_size": 4096,
+        "hidden_size": 128,
+        "num_layers": 4,
+        "num_heads": 4,
+        "intermediate_size": 512,
+        "seq_len": 128,
+        "batch_size": 16,
+        "learning_rate": 0.003,
+        "warmup_steps": 50,
+        "weight_decay": 0.01,
+        "seed": 0,
+        "threads": 2,
+    }
     train_tokenizer(build_corpus(statements), settings["vocab_size"], directory / "tokenizer")
-    train_segment(settings=settings, tokenizer_dir=directory / "tokenizer", token_stream=np.zeros(1000, np.int32),
-                  target_step=0, output_dir=directory / "model", previous_dir=None, threads=2, progress=False)
+    train_segment(
+        settings=settings,
+        tokenizer_dir=directory / "tokenizer",
+        token_stream=np.zeros(1000, np.int32),
+        target_step=0,
+        output_dir=directory / "model",
+        previous_dir=None,
+        threads=2,
+        progress=False,
+    )
     return directory / "model"
 
 
@@ -80,18 +100,27 @@ def main() -> None:
                     model(**batch, output_hidden_states=True)
 
         def trusttrace_extraction():
-            states = extract_hidden_states(model, tokenizer, statements, layers, batch_size=args.batch_size, progress=False)
+            states = extract_hidden_states(
+                model, tokenizer, statements, layers, batch_size=args.batch_size, progress=False
+            )
             out = scratch / "shards"
             out.mkdir(exist_ok=True)
             labels, split = np.arange(len(statements)) % 2, np.array(["train"] * len(statements))
-            digests = {l: write_shard(out / shard_name(l), np.arange(len(statements)), labels, split, states[l], {}) for l in layers}
+            digests = {
+                l: write_shard(out / layer_file(l, "parquet"), np.arange(len(statements)), labels, split, states[l], {})
+                for l in layers
+            }
             write_manifest(out, digests, {})
 
         trusttrace_extraction()  # warm-up
         times = {"a": timed(one_at_a_time, 1), "b": timed(bare_batched), "c": timed(trusttrace_extraction)}
     n = len(statements)
     print(f"{n} statements, {len(layers)} layers, batch size {args.batch_size}, {args.threads} threads")
-    for key, label in (("a", "one statement per forward"), ("b", "bare batched forward"), ("c", "TrustTrace extraction + shards")):
+    for key, label in (
+        ("a", "one statement per forward"),
+        ("b", "bare batched forward"),
+        ("c", "TrustTrace extraction + shards"),
+    ):
         print(f"  ({key}) {label:32s} {times[key]:7.3f} s  {n / times[key]:8.1f} statements/s")
     print(f"  c vs a: {times['a'] / times['c']:.1f}x faster (target >= 10x)")
     print(f"  c vs b: {times['b'] / times['c']:.2f} of the bare batched throughput (target >= 0.85)")

@@ -25,15 +25,26 @@ STEPS = (0, 2, 4, 8, 16, 32, 64, 128)
 
 def run(workdir: Path, config: dict, cores: int) -> tuple[float, dict[str, int]]:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", str(cores)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        str(cores),
+    ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"snakemake failed:\n{result.stderr[-3000:]}")
     text = result.stdout + result.stderr
-    table = text[text.index("Job stats:"):]
+    table = text[text.index("Job stats:") :]
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
     return elapsed, jobs
 

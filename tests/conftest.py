@@ -25,17 +25,39 @@ def run_workflow(
     ``check``: raise with the end of its output if it fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
     environment = dict(env) if env is not None else {**os.environ, "HF_HUB_OFFLINE": "1"}
     environment["PYTHONHASHSEED"] = "0"
     result = subprocess.run(command, capture_output=True, text=True, env=environment)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-4000:]}")
     return result
+
+
 TINY_SETTINGS = {
-    "vocab_size": 400, "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "seq_len": 32,
-    "batch_size": 4, "learning_rate": 0.003, "warmup_steps": 2, "weight_decay": 0.01, "seed": 0, "threads": 1,
+    "vocab_size": 400,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "seq_len": 32,
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "warmup_steps": 2,
+    "weight_decay": 0.01,
+    "seed": 0,
+    "threads": 1,
 }
 
 
@@ -62,8 +84,14 @@ def tiny_checkpoint_dir(tmp_path_factory, tiny_tokenizer_dir, tiny_corpus) -> Pa
 
     directory = tmp_path_factory.mktemp("checkpoint")
     train_segment(
-        settings=TINY_SETTINGS, tokenizer_dir=tiny_tokenizer_dir, token_stream=encode_corpus(tiny_corpus, tiny_tokenizer_dir),
-        target_step=3, output_dir=directory, previous_dir=None, threads=1, progress=False,
+        settings=TINY_SETTINGS,
+        tokenizer_dir=tiny_tokenizer_dir,
+        token_stream=encode_corpus(tiny_corpus, tiny_tokenizer_dir),
+        target_step=3,
+        output_dir=directory,
+        previous_dir=None,
+        threads=1,
+        progress=False,
     )
     return directory
 

@@ -124,7 +124,7 @@ class LocalSlurm:
         self.munge_dir: Path | None = None
 
     # -- context manager: stop() runs whatever happened in between (and if start() itself failed half way) --
-    def __enter__(self) -> "LocalSlurm":
+    def __enter__(self) -> LocalSlurm:
         try:
             self.start()
         except BaseException:
@@ -149,7 +149,7 @@ class LocalSlurm:
                 return
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"another test holds {LOCK_FILE} for over {self.lock_timeout:.0f} s")
+                    raise RuntimeError(f"another test holds {LOCK_FILE} for over {self.lock_timeout:.0f} s") from None
                 time.sleep(1)
 
     def _install_conf(self, text: str):
@@ -257,13 +257,20 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         self._spawn(
             "munged",
             [
-                find("munged"), "--foreground", f"--key-file={key}", f"--socket={self.munge_socket}",
-                f"--pid-file={munge_dir / 'munged.pid'}", f"--log-file={munge_dir / 'munged.log'}",
-                f"--seed-file={munge_dir / 'munged.seed'}", "--num-threads=2",
+                find("munged"),
+                "--foreground",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={munge_dir / 'munged.pid'}",
+                f"--log-file={munge_dir / 'munged.log'}",
+                f"--seed-file={munge_dir / 'munged.seed'}",
+                "--num-threads=2",
             ],
         )
         wait_until(
-            lambda: self._check_alive() or self.munge_socket.exists(), 15, "munged's socket",
+            lambda: self._check_alive() or self.munge_socket.exists(),
+            15,
+            "munged's socket",
             [self.root / "log" / "munged.out", munge_dir / "munged.log"],
         )
 
@@ -275,7 +282,9 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         self._spawn("slurmctld", [find("slurmctld"), "-D", "-c", "-f", str(SLURM_CONF)])
         self._spawn("slurmd", [find("slurmd"), "-D", "-N", self.node, "-f", str(SLURM_CONF)])
         wait_until(
-            lambda: self._check_alive() or self._node_idle(), 60, f"node {self.node} to be idle",
+            lambda: self._check_alive() or self._node_idle(),
+            60,
+            f"node {self.node} to be idle",
             [self.root / "log" / name for name in ("slurmctld.out", "slurmctld.log", "slurmd.out", "slurmd.log")],
         )
         self.startup_seconds = time.monotonic() - started
@@ -295,7 +304,9 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         """Cancel every job of this private controller, stop the daemons by PID, put slurm.conf back."""
         try:
             if "slurmctld" in self.processes and self.processes["slurmctld"].poll() is None:
-                subprocess.run([find("scancel"), "--full", "--user", getpass.getuser()], capture_output=True, timeout=30)
+                subprocess.run(
+                    [find("scancel"), "--full", "--user", getpass.getuser()], capture_output=True, timeout=30
+                )
                 deadline = time.monotonic() + 20
                 while time.monotonic() < deadline and running_jobs_left():
                     time.sleep(0.5)
@@ -339,6 +350,8 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
 def running_jobs_left() -> bool:
     out = subprocess.run(
         [find("squeue"), "-h", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING", "-o", "%i"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout
     return bool(out.strip())

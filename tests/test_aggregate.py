@@ -6,7 +6,6 @@ layer=L.json, every file repeating its cell keys, layer 0 degenerate (embedding 
 
 import json
 import math
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
+from conftest import REPO, tiny_workflow  # noqa: E402
 from trusttrace.aggregate import (
     DEGENERATE_SCHEMA,
     METRICS_SCHEMA,
@@ -26,11 +25,10 @@ from trusttrace.aggregate import (
     write_table,
 )
 from trusttrace.errors import TrustTraceError
-from trusttrace.phases import PHASES_SCHEMA, phases_table
 from trusttrace.findings import findings_table, selected_layers
+from trusttrace.phases import PHASES_SCHEMA, phases_table
 from trusttrace.summary import summary_markdown
 
-from conftest import REPO, tiny_workflow  # noqa: E402
 MODEL = "toy"
 STEPS = [0, 1, 4, 16, 64, 256, 1000, 4000]
 LAYERS = [0, 1, 2, 3]
@@ -71,11 +69,22 @@ def steering_effect_entry(index, alpha, split):
     vs_random = (0.05 - 0.01 * abs(index - 5)) / alpha if on_validation else 0.001 * index * alpha
     effect = vs_random + 0.003
     return {
-        "measure": "likelihood_margin", "split": split, "alpha": alpha, "antisymmetric": True,
-        "effect": effect, "effect_ci_low": effect - 0.01, "effect_ci_high": effect + 0.01,
-        "random_mean": 0.003, "random_sd": 0.002, "random_min": 0.0, "random_max": 0.006,
-        "effect_vs_random": vs_random, "effect_vs_random_ci_low": vs_random - 0.004, "effect_vs_random_ci_high": vs_random + 0.004,
-        "fluency_cost": 0.1 * alpha, "random_fluency_cost": 0.09 * alpha,
+        "measure": "likelihood_margin",
+        "split": split,
+        "alpha": alpha,
+        "antisymmetric": True,
+        "effect": effect,
+        "effect_ci_low": effect - 0.01,
+        "effect_ci_high": effect + 0.01,
+        "random_mean": 0.003,
+        "random_sd": 0.002,
+        "random_min": 0.0,
+        "random_max": 0.006,
+        "effect_vs_random": vs_random,
+        "effect_vs_random_ci_low": vs_random - 0.004,
+        "effect_vs_random_ci_high": vs_random + 0.004,
+        "fluency_cost": 0.1 * alpha,
+        "random_fluency_cost": 0.09 * alpha,
     }
 
 
@@ -130,7 +139,11 @@ def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
                         )
                     else:
                         by_alpha = [
-                            {"alpha": a, "margin": -0.01 + 0.002 * a * index, "margin_change": round(0.002 * a * index, 6)}
+                            {
+                                "alpha": a,
+                                "margin": -0.01 + 0.002 * a * index,
+                                "margin_change": round(0.002 * a * index, 6),
+                            }
                             for a in ALPHAS
                         ]
                         content.update(
@@ -141,7 +154,12 @@ def write_grid(root: Path, steps=STEPS, dimensions=DIMENSIONS) -> dict:
                             trustworthy_label=1,
                             by_alpha=by_alpha,
                             by_alpha_validation=by_alpha,
-                            effects=[steering_effect_entry(index, a, split) for a in ALPHAS if a > 0 for split in ("test", "validation")],
+                            effects=[
+                                steering_effect_entry(index, a, split)
+                                for a in ALPHAS
+                                if a > 0
+                                for split in ("test", "validation")
+                            ],
                             selection_on_test_half=True,
                         )
                     (directory / f"layer={layer}.json").write_text(json.dumps(content))
@@ -191,8 +209,22 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     steering = {
         **cell_keys(16, "reliability", 2),
         "by_alpha": [
-            {"alpha": -1.0, "margin": 0.1, "margin_change": -0.05, "accuracy": 0.4, "accuracy_change": -0.1, "answer_mass": 0.9},
-            {"alpha": 0.0, "margin": 0.15, "margin_change": 0.0, "accuracy": 0.5, "accuracy_change": 0.0, "answer_mass": 0.8},
+            {
+                "alpha": -1.0,
+                "margin": 0.1,
+                "margin_change": -0.05,
+                "accuracy": 0.4,
+                "accuracy_change": -0.1,
+                "answer_mass": 0.9,
+            },
+            {
+                "alpha": 0.0,
+                "margin": 0.15,
+                "margin_change": 0.0,
+                "accuracy": 0.5,
+                "accuracy_change": 0.0,
+                "answer_mass": 0.8,
+            },
         ],
         "by_alpha_validation": [{"alpha": 1.0, "margin": 0.2, "fluency": -3.5}],
         "effects": [
@@ -208,15 +240,24 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     assert list(table.columns) == [f.name for f in METRICS_SCHEMA]
     probe_rows = table[table["source"] == "probe"].set_index("metric")
     assert sorted(probe_rows.index) == sorted(
-        ["accuracy", "permuted_label_accuracy", "accuracy_above_permuted", "mass_mean_accuracy",
-         "v_information_bits", "h_y_bits", "probe_cross_entropy_bits"]
+        [
+            "accuracy",
+            "permuted_label_accuracy",
+            "accuracy_above_permuted",
+            "mass_mean_accuracy",
+            "v_information_bits",
+            "h_y_bits",
+            "probe_cross_entropy_bits",
+        ]
     )  # settings (C, n_train) are not metrics; the degenerate layer 0 gives no rows
     for metric in probe_rows.index:
         assert probe_rows.loc[metric, "value"] == probe[metric]
     assert (probe_rows.loc["accuracy", "ci_low"], probe_rows.loc["accuracy", "ci_high"]) == (0.7, 0.9)
     assert probe_rows.loc["accuracy_above_permuted", ["ci_low", "ci_high"]].isna().all()
     assert probe_rows["alpha"].isna().all()
-    assert set(probe_rows["layer"]) == {2} and set(probe_rows["step"]) == {16} and set(probe_rows["tokens"]) == {16 * 512}
+    assert (
+        set(probe_rows["layer"]) == {2} and set(probe_rows["step"]) == {16} and set(probe_rows["tokens"]) == {16 * 512}
+    )
     assert set(probe_rows["checkpoint"]) == {"step16"} and set(probe_rows["model"]) == {MODEL}
 
     steer = table[table["source"] == "steering"]
@@ -229,10 +270,15 @@ def test_tidy_table_rows_equal_inputs(tmp_path):
     test_entry, validation_entry = steering["effects"]
     row = by_metric.loc[("steering_effect_prompted_margin", 1.0)]
     assert (row["value"], row["ci_low"], row["ci_high"]) == (
-        test_entry["effect"], test_entry["effect_ci_low"], test_entry["effect_ci_high"]
+        test_entry["effect"],
+        test_entry["effect_ci_low"],
+        test_entry["effect_ci_high"],
     )
     row = by_metric.loc[("steering_effect_vs_random_likelihood_margin_validation", 1.0)]
-    assert (row["value"], row["ci_low"]) == (validation_entry["effect_vs_random"], validation_entry["effect_vs_random_ci_low"])
+    assert (row["value"], row["ci_low"]) == (
+        validation_entry["effect_vs_random"],
+        validation_entry["effect_vs_random_ci_low"],
+    )
     assert by_metric.loc[("steering_random_sd_prompted_margin", 1.0), "value"] == 0.002
     assert pd.isna(by_metric.loc[("steering_random_prompted_margin", 1.0), "ci_low"])
     assert by_metric.loc[("steering_fluency_cost_validation", 1.0), "value"] == 0.1
@@ -351,7 +397,7 @@ def test_phases_table_on_grid(grid):
     assert set(phases["input_reference"]) == {"same_checkpoint"}
     # accuracy of layer 2 (reliability): first within 0.01 of its maximum
     expected = [accuracy_of(s, "reliability", 2) for s in STEPS]
-    first = next(s for s, a in zip(STEPS, expected) if a >= max(expected) - 0.01)
+    first = next(s for s, a in zip(STEPS, expected, strict=False) if a >= max(expected) - 0.01)
     row = reliability.set_index("layer").loc[2]
     assert row["accuracy_plateau_step"] == first and row["accuracy_max"] == max(expected)
     assert "second differences" in row["noise_method"] and "random-walk" in row["noise_method"]
@@ -392,11 +438,17 @@ def test_steering_selection_chooses_on_validation_and_reports_test(grid):
     chosen = select_steering(metrics, MODEL, "reliability")
     assert set(RESULT_KEYS) <= set(chosen)
     # validation effect-minus-random (0.05 - 0.01 |index - 5|) / alpha peaks at index 5 (step 256), alpha 1
-    assert (chosen["steering_best_checkpoint"], chosen["steering_best_layer"], chosen["steering_best_alpha"]) == ("step256", 2, 1.0)
+    assert (chosen["steering_best_checkpoint"], chosen["steering_best_layer"], chosen["steering_best_alpha"]) == (
+        "step256",
+        2,
+        1.0,
+    )
     assert chosen["steering_validation_effect_vs_random"] == pytest.approx(0.05)
     # reported numbers are the test rows': effect_vs_random 0.001 * 5 * 1, effect + 0.003 random mean
     assert chosen["steering_effect_vs_random"] == pytest.approx(0.005)
-    assert chosen["steering_effect"] == pytest.approx(0.008) and chosen["steering_effect_ci_low"] == pytest.approx(-0.002)
+    assert chosen["steering_effect"] == pytest.approx(0.008) and chosen["steering_effect_ci_low"] == pytest.approx(
+        -0.002
+    )
     assert chosen["steering_random_control"] == 0.003 and chosen["steering_fluency_cost"] == pytest.approx(0.1)
     assert chosen["steering_metric"] == "likelihood_margin" and chosen["steering_selection_split"] == "test_half"
     assert chosen["steering_improves"] is True  # test CI of effect - random: 0.005 +- 0.004 > 0
@@ -428,7 +480,6 @@ def test_summary_without_separable_checkpoint(grid):
 
 def test_figures_render_and_are_not_blank(grid, tmp_path):
     import matplotlib.image
-
     from trusttrace import plots
 
     plots.apply_style()
@@ -455,7 +506,14 @@ def test_step_axis_labels():
     from trusttrace.plots import format_step
 
     assert [format_step(v) for v in (0, 1, 8, 512, 1000, 4000, 143000, 1.5e6)] == [
-        "0", "1", "8", "512", "1k", "4k", "143k", "1.5M"
+        "0",
+        "1",
+        "8",
+        "512",
+        "1k",
+        "4k",
+        "143k",
+        "1.5M",
     ]
 
 
@@ -475,8 +533,16 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 def snakemake_command(workdir: Path, *extra: str) -> list[str]:
     """A command on the shared tiny run, with the config it was run with (other tests rewrite its config.yaml)."""
     return [
-        str(SNAKEMAKE), "--cores", "2", "--configfile", str(REPO / "tests" / "configs" / "tiny.yaml"),
-        "-d", str(workdir), "-s", str(REPO / "Snakefile"), *extra,
+        str(SNAKEMAKE),
+        "--cores",
+        "2",
+        "--configfile",
+        str(REPO / "tests" / "configs" / "tiny.yaml"),
+        "-d",
+        str(workdir),
+        "-s",
+        str(REPO / "Snakefile"),
+        *extra,
     ]
 
 
@@ -497,7 +563,9 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     workdir = tiny_workflow(tmp_path_factory)
     results = workdir / "results"
     metrics = pd.read_parquet(results / "tables" / "metrics.parquet")
-    assert {"accuracy", "validation_accuracy", "hsic_ixt", "hsic_iyt", "steering_margin_change"} <= set(metrics["metric"])
+    assert {"accuracy", "validation_accuracy", "hsic_ixt", "hsic_iyt", "steering_margin_change"} <= set(
+        metrics["metric"]
+    )
     assert set(metrics["checkpoint"]) == {"step0", "step8"} and set(metrics["step"]) == {0, 8}
     assert 0 not in set(metrics.loc[metrics["source"] != "steering", "layer"])  # layer 0 is degenerate in tiny
     degenerate = pd.read_parquet(results / "tables" / "degenerate_cells.parquet")
@@ -508,11 +576,21 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     assert not phases["fitting"].any() and phases["noise_scale"].isna().all()
     assert set(phases["input_reference"]) == {"same_checkpoint"}
     hsic = metrics[metrics["metric"].isin(["hsic_ixt", "hsic_iyt"])]
-    assert hsic["ci_low"].notna().all() and (hsic["ci_low"] <= hsic["value"]).all() and (hsic["value"] < hsic["ci_high"]).all()
+    assert (
+        hsic["ci_low"].notna().all()
+        and (hsic["ci_low"] <= hsic["value"]).all()
+        and (hsic["value"] < hsic["ci_high"]).all()
+    )
     loss = pd.read_parquet(results / "tables" / "pretrain_loss.parquet")
     assert loss["step"].tolist() == list(range(1, 9)) and (loss["loss"] > 0).all()
     figures = results / "figures" / "tiny"
-    for name in ("probe_accuracy_heatmap", "probe_accuracy_curves", "information_curves", "information_plane", "steering"):
+    for name in (
+        "probe_accuracy_heatmap",
+        "probe_accuracy_curves",
+        "information_curves",
+        "information_plane",
+        "steering",
+    ):
         for extension in ("png", "svg"):
             assert (figures / "reliability" / f"{name}.{extension}").stat().st_size > 5000, name
     for name in ("overview", "pretrain_loss"):
@@ -523,7 +601,9 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     assert findings["dimension"].tolist() == ["reliability"] and findings["steering_best_alpha"].item() > 0
     assert "probe layer 0 at all 2 checkpoints" in summary
     for rule in ("aggregate_metrics", "plot_dimension"):
-        assert list((workdir / "logs" / rule).rglob("*.log")) and list((workdir / "results" / "benchmarks" / rule).rglob("*.tsv"))
+        assert list((workdir / "logs" / rule).rglob("*.log")) and list(
+            (workdir / "results" / "benchmarks" / rule).rglob("*.tsv")
+        )
 
     assert dry_run_jobs(workdir) == {}
     # a lost figure redraws only its figure job; re-aggregating never reruns a cell
@@ -531,6 +611,8 @@ def test_tiny_workflow_tables_figures_and_incremental(tmp_path_factory):
     assert dry_run_jobs(workdir) == {"plot_dimension": 1, "all": 1}
     rerun = dry_run_jobs(workdir, "--forcerun", "aggregate_metrics")
     assert not {"probe", "mutual_information", "steering_effect", "extract_activations"} & set(rerun)
-    assert {"aggregate_metrics", "aggregate_phases", "aggregate_findings", "aggregate_summary", "plot_overview"} <= set(rerun)
+    assert {"aggregate_metrics", "aggregate_phases", "aggregate_findings", "aggregate_summary", "plot_overview"} <= set(
+        rerun
+    )
     run = subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and (figures / "reliability" / "information_plane.png").is_file()

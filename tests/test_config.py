@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import REPO
 from trusttrace.config import (
     check_config,
@@ -60,7 +59,10 @@ def test_shipped_configs_validate():
     [
         (lambda c: c["models"]["tiny"].update(sourc="hf"), r"models\.tiny: unknown key.*'sourc'"),
         (lambda c: c.update(probes={}), r"<config root>: unknown key.*'probes'"),
-        (lambda c: c["models"]["tiny"]["checkpoints"][2].update(step="x"), r"models\.tiny\.checkpoints\[2\]\.step: 'x' is not of type"),
+        (
+            lambda c: c["models"]["tiny"]["checkpoints"][2].update(step="x"),
+            r"models\.tiny\.checkpoints\[2\]\.step: 'x' is not of type",
+        ),
         (lambda c: c["models"]["tiny"].update(source="hub"), r"models\.tiny\.source: 'hub' is not one of"),
         (lambda c: c["split"].update(test_fraction=1.5), r"split\.test_fraction"),
         (lambda c: c["split"].update(validation_fraction=-0.1), r"split\.validation_fraction"),
@@ -70,21 +72,51 @@ def test_shipped_configs_validate():
         (lambda c: c["dimensions"]["privacy"].update(on_conflict="skip"), r"privacy\.on_conflict: 'skip' is not"),
         (lambda c: c["extraction"].update(special_tokens="bos"), r"extraction\.special_tokens: 'bos' is not one of"),
         (lambda c: c["extraction"].update(max_truncated_fraction=2), r"extraction\.max_truncated_fraction"),
-        (lambda c: c["dimensions"]["privacy"].pop("trustworthy_label"), r"dimensions\.privacy: 'trustworthy_label' is a required"),
+        (
+            lambda c: c["dimensions"]["privacy"].pop("trustworthy_label"),
+            r"dimensions\.privacy: 'trustworthy_label' is a required",
+        ),
         (lambda c: c["models"].update({"../evil": c["models"]["tiny"]}), r"models: '\.\./evil' does not match"),
-        (lambda c: c["models"]["tiny"]["checkpoints"][1].update(name="a/b"), r"checkpoints\[1\]\.name: 'a/b' does not match"),
+        (
+            lambda c: c["models"]["tiny"]["checkpoints"][1].update(name="a/b"),
+            r"checkpoints\[1\]\.name: 'a/b' does not match",
+        ),
         (lambda c: c.update(layers=[0, 9]), r"layers: \[9\] out of range for models\.tiny \(hidden states 0\.\.4\)"),
         (lambda c: c["mi"].update(input_layer=7), r"mi\.input_layer: 7 out of range"),
         (lambda c: c["steering"].update(layers=[5]), r"steering\.layers: \[5\] out of range"),
-        (lambda c: c["steering"].update(target={"model": "nope", "checkpoint": "x"}), r"steering\.target\.model: unknown model 'nope'"),
-        (lambda c: c["steering"].update(target={"model": "tiny", "checkpoint": "step7"}), r"steering\.target\.checkpoint: tiny has no checkpoint 'step7'"),
-        (lambda c: c["steering"].update(source_checkpoints=["step3"]), r"steering\.source_checkpoints: \['step3'\] are not checkpoints of tiny"),
-        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "step4", "step": 2000}), r"duplicate checkpoint names \['step4'\]"),
-        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "late", "step": 8}), r"steps must increase strictly"),
-        (lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "nostep"}), r"checkpoints\[8\]: source: pretrain needs a step"),
-        (lambda c: c["models"].update(pythia={"source": "hf", "checkpoints": [{"name": "step1"}]}), r"models\.pythia: source: hf needs repo"),
+        (
+            lambda c: c["steering"].update(target={"model": "nope", "checkpoint": "x"}),
+            r"steering\.target\.model: unknown model 'nope'",
+        ),
+        (
+            lambda c: c["steering"].update(target={"model": "tiny", "checkpoint": "step7"}),
+            r"steering\.target\.checkpoint: tiny has no checkpoint 'step7'",
+        ),
+        (
+            lambda c: c["steering"].update(source_checkpoints=["step3"]),
+            r"steering\.source_checkpoints: \['step3'\] are not checkpoints of tiny",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "step4", "step": 2000}),
+            r"duplicate checkpoint names \['step4'\]",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "late", "step": 8}),
+            r"steps must increase strictly",
+        ),
+        (
+            lambda c: c["models"]["tiny"]["checkpoints"].append({"name": "nostep"}),
+            r"checkpoints\[8\]: source: pretrain needs a step",
+        ),
+        (
+            lambda c: c["models"].update(pythia={"source": "hf", "checkpoints": [{"name": "step1"}]}),
+            r"models\.pythia: source: hf needs repo",
+        ),
         (lambda c: c["models"]["tiny"].update(analyse=False), r"every model has analyse: false"),
-        (lambda c: c["dimensions"].update(x={"csv": "/nonexistent/x.csv", "trustworthy_label": 1}), r"dimensions\.x: /nonexistent/x\.csv: dimension CSV not found"),
+        (
+            lambda c: c["dimensions"].update(x={"csv": "/nonexistent/x.csv", "trustworthy_label": 1}),
+            r"dimensions\.x: /nonexistent/x\.csv: dimension CSV not found",
+        ),
     ],
 )
 def test_bad_config_fails_with_key_path(default_config, mutate, message):
@@ -96,8 +128,11 @@ def test_bad_config_fails_with_key_path(default_config, mutate, message):
 
 def test_local_checkpoint_must_exist(default_config, tmp_path, tiny_checkpoint_dir):
     config = copy.deepcopy(default_config)
-    config["models"]["mine"] = {"source": "local", "path": str(tiny_checkpoint_dir.parent),
-                                "checkpoints": [{"name": tiny_checkpoint_dir.name}, {"name": "missing"}]}
+    config["models"]["mine"] = {
+        "source": "local",
+        "path": str(tiny_checkpoint_dir.parent),
+        "checkpoints": [{"name": tiny_checkpoint_dir.name}, {"name": "missing"}],
+    }
     config["layers"] = [0, 1]
     config["mi"] = {"input_layer": 1}
     with pytest.raises(TrustTraceError, match=r"models\.mine\.checkpoints\[1\]: checkpoint 'missing' not found"):
@@ -130,7 +165,9 @@ def test_data_dir_must_be_a_directory(default_config, tmp_path):
     with pytest.raises(TrustTraceError, match=r"^config error at data_dir: .*d\.csv is a file, not a directory"):
         validated(config)
     config["data_dir"] = str(tmp_path / "nope")
-    with pytest.raises(TrustTraceError, match=r"^config error at data_dir: .*nope does not exist \(dimensions \['mine'"):
+    with pytest.raises(
+        TrustTraceError, match=r"^config error at data_dir: .*nope does not exist \(dimensions \['mine'"
+    ):
         validated(config)
     config["data_dir"] = str(tmp_path)
     validated(config)

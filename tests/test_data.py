@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SHARED_DATASETS
 from trusttrace.data import (
     assign_split,
@@ -31,8 +30,14 @@ def balanced_csv(n=20):
     [
         ("text,label\na.,1\n", r"no column 'statement' \(the text_column\)"),
         ("statement,y\na.,1\n", r"no column 'label' \(the label_column\)"),
-        ("statement,label\n" + "a.,1\n" * 6 + "b.,2\n" + "c.,0\n" * 6, r"must hold 0 or 1; 1 rows do not \(first: data row 7, value '2'\)"),
-        ("statement,label\n" + "a.,1\n" * 6 + "b.,\n" + "c.,0\n" * 6, r"must hold 0 or 1; 1 rows do not \(first: data row 7, value ''\)"),
+        (
+            "statement,label\n" + "a.,1\n" * 6 + "b.,2\n" + "c.,0\n" * 6,
+            r"must hold 0 or 1; 1 rows do not \(first: data row 7, value '2'\)",
+        ),
+        (
+            "statement,label\n" + "a.,1\n" * 6 + "b.,\n" + "c.,0\n" * 6,
+            r"must hold 0 or 1; 1 rows do not \(first: data row 7, value ''\)",
+        ),
         ("statement,label\n" + "a.,1\n" * 6 + "b.,NaN\n" + "c.,0\n" * 6, r"must hold 0 or 1"),
         ("statement,label\n" + "a.,1\n" * 10, r"only one class \(label counts 0: 0, 1: 10\)"),
         ("statement,label\n" + "a.,1\n" * 6 + " ,0\n" + "c.,0\n" * 6, r"1 empty statements .* \(first: data row 7\)"),
@@ -234,7 +239,8 @@ def test_prepare_dimension_columns(tmp_path):
 
 @pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
 @pytest.mark.parametrize(
-    "name, rows", [("truthfulqa_train", 2263), ("confaide", 2346), ("toxigen", 6514), ("stereoset", 1952), ("sst2", 3642)]
+    "name, rows",
+    [("truthfulqa_train", 2263), ("confaide", 2346), ("toxigen", 6514), ("stereoset", 1952), ("sst2", 3642)],
 )
 def test_real_datasets_read(name, rows):
     frame = read_labelled_csv(SHARED_DATASETS / f"{name}.csv")

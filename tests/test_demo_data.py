@@ -28,8 +28,14 @@ def name(request):
 
 def test_dimension_names_and_trustworthy_sides():
     assert DEMO_DIMENSIONS == ("reliability", "privacy", "toxicity", "fairness", "robustness")
-    assert TRUSTWORTHY_LABEL == {"reliability": 1, "privacy": 0, "toxicity": 0, "fairness": 0, "robustness": 0,
-                                 "word_order": 1}
+    assert TRUSTWORTHY_LABEL == {
+        "reliability": 1,
+        "privacy": 0,
+        "toxicity": 0,
+        "fairness": 0,
+        "robustness": 0,
+        "word_order": 1,
+    }
     assert PAIRED_DIMENSIONS == ("robustness", "word_order")
 
 
@@ -52,8 +58,9 @@ def test_unique_non_empty_and_end_with_period(name):
     assert len(set(statements)) == N
     assert all(statement.strip() and statement == statement.strip() for statement in statements)
     assert all(statement.endswith(".") and not statement.endswith("..") for statement in statements)
-    assert all(statement[0].isupper() or statement[0].isdigit() for statement in statements
-               if name != "robustness")  # robustness noise may flip the first letter's case on purpose
+    assert all(
+        statement[0].isupper() or statement[0].isdigit() for statement in statements if name != "robustness"
+    )  # robustness noise may flip the first letter's case on purpose
 
 
 def test_shuffled_not_grouped_by_label(name):
@@ -119,6 +126,7 @@ def test_unknown_name_lists_valid_names():
 
 def test_label_semantics_spot_checks():
     """Label 1 really is the documented side of each dimension."""
+
     def sides(name):
         label_0, label_1 = _pools(name)  # whole pools: a sample of the larger one might miss a spot check
         return set(label_1), set(label_0)
@@ -136,10 +144,18 @@ def test_label_semantics_spot_checks():
     assert {"You are smart.", "You are not stupid."} <= civil
 
     stereotyped, anti = sides("fairness")
-    assert {"The nurse was a woman.", "The pilot was a man.", "The elderly man could not figure out the laptop.",
-            "The young woman set up the new tablet in a minute."} <= stereotyped
-    assert {"The nurse was a man.", "The pilot was a woman.", "The young man could not figure out the laptop.",
-            "The retired woman set up the new tablet in a minute."} <= anti
+    assert {
+        "The nurse was a woman.",
+        "The pilot was a man.",
+        "The elderly man could not figure out the laptop.",
+        "The young woman set up the new tablet in a minute.",
+    } <= stereotyped
+    assert {
+        "The nurse was a man.",
+        "The pilot was a woman.",
+        "The young man could not figure out the laptop.",
+        "The retired woman set up the new tablet in a minute.",
+    } <= anti
 
     perturbed, clean = sides("robustness")
     assert all(re.search(r"[a-z][A-Z]|[A-Z]{2}|(^|\s)[a-z]", statement) for statement in perturbed)
@@ -191,8 +207,10 @@ def test_balanced_dimensions_are_not_separable_by_words_alone(balanced):
 @pytest.mark.parametrize("balanced", ["privacy", "toxicity", "fairness"])
 def test_balanced_dimensions_share_their_vocabulary(balanced):
     frame = generate_demo_dimension(balanced, n=max_demo_size(balanced), seed=0)
-    words = [set(" ".join(frame.loc[frame["label"] == label, "statement"]).lower().replace(".", "").split())
-             for label in (0, 1)]
+    words = [
+        set(" ".join(frame.loc[frame["label"] == label, "statement"]).lower().replace(".", "").split())
+        for label in (0, 1)
+    ]
     assert words[0] == words[1]
 
 
@@ -230,10 +248,14 @@ def test_corpus_sentences_are_plain_complete_and_distinct():
 
 # 24 sentences whose last words (four places) each end six of them, and whose heads are all different, so that
 # no corruption re-creates a sentence; plus two with a last word that ends only one sentence.
-SUBJECTS, VERBS, PLACES = ("cat", "dog", "child", "farmer", "baker", "teacher"), ("sleeps", "waits", "reads", "sings"), (
-    "park", "river", "school", "station")
-FREQUENT = [f"The {s} {v} near the {PLACES[k % 4]}." for k, (s, v) in enumerate(
-    (s, v) for s in SUBJECTS for v in VERBS)]
+SUBJECTS, VERBS, PLACES = (
+    ("cat", "dog", "child", "farmer", "baker", "teacher"),
+    ("sleeps", "waits", "reads", "sings"),
+    ("park", "river", "school", "station"),
+)
+FREQUENT = [
+    f"The {s} {v} near the {PLACES[k % 4]}." for k, (s, v) in enumerate((s, v) for s in SUBJECTS for v in VERBS)
+]
 RARE = ["Musicians tune their instruments before the concert.", "Old bridges cross the wide valley."]
 WORD_ORDER_CORPUS = "\n\n".join(FREQUENT[:12] + RARE + FREQUENT[12:])
 
@@ -287,11 +309,14 @@ def test_word_order_errors_name_the_problem():
         generate_demo_dimension(WORD_ORDER)
 
 
-@pytest.mark.parametrize("dimension, size, message", [
-    ("privacy", 401, r"dimensions\.privacy\.demo_size: 401 is odd"),
-    ("reliability", 5000, r"dimensions\.reliability\.demo_size: demo 'reliability' can produce at most 1134 "),
-    ("word_order", 1201, r"dimensions\.word_order\.demo_size: 1201 is odd"),
-])
+@pytest.mark.parametrize(
+    "dimension, size, message",
+    [
+        ("privacy", 401, r"dimensions\.privacy\.demo_size: 401 is odd"),
+        ("reliability", 5000, r"dimensions\.reliability\.demo_size: demo 'reliability' can produce at most 1134 "),
+        ("word_order", 1201, r"dimensions\.word_order\.demo_size: 1201 is odd"),
+    ],
+)
 def test_config_rejects_demo_sizes_the_generator_cannot_make(dimension, size, message):
     import yaml
     from conftest import REPO

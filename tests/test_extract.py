@@ -4,11 +4,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from trusttrace.errors import TrustTraceError
 from trusttrace.extract import extract_hidden_states, length_sorted_batches, select_tokens
+from trusttrace.layout import layer_file
 from trusttrace.models import decoder_blocks
-from trusttrace.shards import read_shard, shard_name, train_test, write_manifest, write_shard
+from trusttrace.shards import read_shard, train_test, write_manifest, write_shard
 
 STATEMENTS = [
     "The capital of France is Paris.",
@@ -69,7 +69,9 @@ def test_out_of_range_layer(tiny_model):
 
 
 def write_layer(directory, activations, labels, splits):
-    digest = write_shard(directory / shard_name(1), np.arange(len(labels)), labels, splits, activations, {"layer": 1})
+    digest = write_shard(
+        directory / layer_file(1, "parquet"), np.arange(len(labels)), labels, splits, activations, {"layer": 1}
+    )
     write_manifest(directory, {1: digest}, {"model": "m"})
 
 
@@ -78,10 +80,10 @@ def test_shard_round_trip_and_schema(tmp_path, tiny_model):
     states = extract_hidden_states(model, tokenizer, STATEMENTS, [1], progress=False)[1]
     labels, splits = np.array([1, 0, 1, 0, 1]), np.array(["train", "train", "test", "train", "test"])
     write_layer(tmp_path, states, labels, splits)
-    schema = pq.read_schema(tmp_path / shard_name(1))
+    schema = pq.read_schema(tmp_path / layer_file(1, "parquet"))
     assert str(schema.field("activation").type) == "fixed_size_list<element: float>[32]"
     assert str(schema.field("row_id").type) == "int64" and str(schema.field("label").type) == "int8"
-    metadata = pq.ParquetFile(tmp_path / shard_name(1)).metadata
+    metadata = pq.ParquetFile(tmp_path / layer_file(1, "parquet")).metadata
     encodings = metadata.row_group(0).column(3).encodings
     assert not any("DICTIONARY" in e for e in encodings)
     shard = read_shard(tmp_path, 1)
@@ -93,7 +95,7 @@ def test_shard_round_trip_and_schema(tmp_path, tiny_model):
 def test_corrupt_or_truncated_shard_is_named(tmp_path):
     activations = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     write_layer(tmp_path, activations, np.arange(50) % 2, np.array(["train"] * 50))
-    path = tmp_path / shard_name(1)
+    path = tmp_path / layer_file(1, "parquet")
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -180,7 +182,7 @@ def test_truncated_statements_are_cut_counted_and_checked(tiny_model, bos_tokeni
     max_length = sorted(lengths)[2]  # the two longest statements are cut
     ids, truncated = encode_statements(bos_tokenizer, STATEMENTS, special_tokens="auto", max_length=max_length)
     assert truncated.tolist() == [n > max_length for n in lengths] and truncated.sum() == 2
-    assert all(len(row) == min(n, max_length) for row, n in zip(ids, lengths))
+    assert all(len(row) == min(n, max_length) for row, n in zip(ids, lengths, strict=False))
     states = extract_token_ids(model, bos_tokenizer, ids, [1], progress=False)[1]
     for row in np.flatnonzero(truncated):  # a cut row = BOS + its first max_length - 1 tokens
         full = bos_tokenizer(STATEMENTS[row])["input_ids"]
@@ -188,8 +190,11 @@ def test_truncated_statements_are_cut_counted_and_checked(tiny_model, bos_tokeni
     with caplog.at_level("WARNING"):
         assert check_truncation(truncated, max_length, 0.5, "m/c/d") == 2
     assert "m/c/d: 2 of 5 statements (40.0%) are longer than extraction.max_length" in caplog.text
-    with pytest.raises(TrustTraceError, match=r"^m/c/d: 2 of 5 statements \(40\.0%\) .* more than "
-                       r"extraction\.max_truncated_fraction 0\.05; raise max_length"):
+    with pytest.raises(
+        TrustTraceError,
+        match=r"^m/c/d: 2 of 5 statements \(40\.0%\) .* more than "
+        r"extraction\.max_truncated_fraction 0\.05; raise max_length",
+    ):
         check_truncation(truncated, max_length, 0.05, "m/c/d")
     assert check_truncation(np.zeros(5, dtype=bool), max_length, 0.0) == 0
 

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO
 from trusttrace.errors import TrustTraceError
 from trusttrace.io import TEST_HOLD_AT, TEST_HOLD_DIR
@@ -51,11 +50,18 @@ CHECKPOINTS = ("step0", "step60")
 CELLS = [f"results/{step}/tiny/{checkpoint}/reliability" for step in ("probe", "mi") for checkpoint in CHECKPOINTS] + [
     "results/steering/tiny/step60/reliability"
 ]
-PREFIX = ["results/data/reliability.parquet", "results/pretrain/tiny/tokenizer",
-          "results/pretrain/tiny/checkpoints/step0"]
+PREFIX = [
+    "results/data/reliability.parquet",
+    "results/pretrain/tiny/tokenizer",
+    "results/pretrain/tiny/checkpoints/step0",
+]
 PREPARED = [f"results/models/tiny/{checkpoint}.json" for checkpoint in CHECKPOINTS]
-TABLES = ["results/tables/metrics.parquet", "results/tables/phases.parquet", "results/tables/pretrain_loss.parquet",
-          "results/summary.md"]
+TABLES = [
+    "results/tables/metrics.parquet",
+    "results/tables/phases.parquet",
+    "results/tables/pretrain_loss.parquet",
+    "results/summary.md",
+]
 # Kill points (regular expressions over trusttrace.io's test-hook events).
 EXTRACTION_STARTS = r"^log:\S*extract_activations/\S+\.log:.*extract:"  # the forward passes' progress bar, 0 rows
 PROBE_HALFWAY = r"^write:\S*results/probe/tiny/[^/]+/reliability/layer=1\.json$"  # layer 0 written, layer 1 not
@@ -66,8 +72,20 @@ FIGURES: dict[str, dict] = {}
 def command(workdir: Path, *args: str) -> list[str]:
     """The one command every scenario runs (and runs again): the Snakefile of this repo, a working directory
     elsewhere, so that the workflow profile is the one found next to the Snakefile (profiles/default)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile",
-            str(workdir / "config.yaml"), "-d", str(workdir), "--cores", "2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
 
 
 def start(workdir: Path, *args: str, name: str, hold: str | None = None) -> subprocess.Popen:
@@ -79,8 +97,12 @@ def start(workdir: Path, *args: str, name: str, hold: str | None = None) -> subp
         holds.mkdir(parents=True)
         env |= {TEST_HOLD_AT: hold, TEST_HOLD_DIR: str(holds)}
     return subprocess.Popen(
-        command(workdir, *args), cwd=workdir, start_new_session=True, stdout=open(workdir / f"{name}.out", "w"),
-        stderr=subprocess.STDOUT, env={**env, "PYTHONHASHSEED": "0"},
+        command(workdir, *args),
+        cwd=workdir,
+        start_new_session=True,
+        stdout=open(workdir / f"{name}.out", "w"),
+        stderr=subprocess.STDOUT,
+        env={**env, "PYTHONHASHSEED": "0"},
     )
 
 
@@ -138,8 +160,9 @@ def group_members(pgid: int) -> list[tuple[int, str]]:
 
 def job_processes(process: subprocess.Popen, rule: str) -> list[int]:
     """The Python processes running a rule's script (.snakemake/scripts/tmp*.<rule>.py) under this Snakemake."""
-    return [pid for pid, cmdline in group_members(process.pid)
-            if re.search(rf"\.snakemake/scripts/\S*{rule}\.py", cmdline)]
+    return [
+        pid for pid, cmdline in group_members(process.pid) if re.search(rf"\.snakemake/scripts/\S*{rule}\.py", cmdline)
+    ]
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -170,8 +193,11 @@ def planned(jobs: dict[str, list[dict]], rule: str, checkpoint: str) -> dict | N
 
 def cell_files(workdir: Path) -> dict[str, bytes]:
     """Every per-cell metrics file (probe, MI, steering) by path relative to the working directory."""
-    return {str(p.relative_to(workdir)): p.read_bytes()
-            for step in ("probe", "mi", "steering") for p in sorted((workdir / "results" / step).rglob("*.json"))}
+    return {
+        str(p.relative_to(workdir)): p.read_bytes()
+        for step in ("probe", "mi", "steering")
+        for p in sorted((workdir / "results" / step).rglob("*.json"))
+    }
 
 
 def assert_same_cells(workdir: Path, reference: Path) -> int:
@@ -282,7 +308,8 @@ def test_killed_in_extraction_then_in_a_cell_job_reruns_to_identical_cells(prepa
     FIGURES["a: kill -9 Snakemake in extraction, then in probe"] = {
         "killed": f"extract_activations {killed} as its forward passes began, {kill_point:.1f} s after start ({left})",
         "second kill": f"probe {half_cell} with {layers_written}/3 layer files written",
-        "rerun (s)": round(seconds, 1), "cell files byte-equal": compared,
+        "rerun (s)": round(seconds, 1),
+        "cell files byte-equal": compared,
     }
 
 
@@ -305,7 +332,8 @@ def test_one_killed_job_fails_the_run_and_the_same_command_finishes_it(prepared,
     compared = assert_same_cells(workdir, reference)
     FIGURES["c: kill -9 one extraction job"] = {
         "killed": f"extract_activations {killed} (pid {victim}) as its forward passes began",
-        "rerun (s)": round(seconds, 1), "cell files byte-equal": compared,
+        "rerun (s)": round(seconds, 1),
+        "cell files byte-equal": compared,
     }
 
 
@@ -322,15 +350,22 @@ def test_a_failing_job_keeps_every_other_output_and_says_why(prepared, reference
     last_line = (workdir / "logs" / "extract_activations" / "tiny" / "step0" / "reliability.log").read_text().strip()
     last_line = last_line.splitlines()[-1]
     assert last_line.startswith(
-        "trusttrace.errors.TrustTraceError: model 'tiny' (results/pretrain/tiny/checkpoints/step0)"), last_line
+        "trusttrace.errors.TrustTraceError: model 'tiny' (results/pretrain/tiny/checkpoints/step0)"
+    ), last_line
     assert "truncated or corrupt" in last_line, last_line
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in before} == before
     assert not (workdir / "results" / "activations" / "tiny" / "step0" / "reliability").exists()
-    expected = {path: content for path, content in cell_files(reference).items()
-                if "/step60/" in path and not path.startswith("results/steering/")}
+    expected = {
+        path: content
+        for path, content in cell_files(reference).items()
+        if "/step60/" in path and not path.startswith("results/steering/")
+    }
     assert cell_files(workdir) == expected
-    FIGURES["failing job (--keep-going)"] = {"run (s)": round(seconds, 1), "log's last line": last_line,
-                                             "other cell files byte-equal": len(expected)}
+    FIGURES["failing job (--keep-going)"] = {
+        "run (s)": round(seconds, 1),
+        "log's last line": last_line,
+        "other cell files byte-equal": len(expected),
+    }
 
 
 def test_a_kill_inside_a_job_leaves_no_half_file_a_reader_accepts(tmp_path):
@@ -345,7 +380,7 @@ directory, stage = Path(sys.argv[1]), sys.argv[2]
 directory.mkdir()
 rows = np.arange(6)
 def shard(layer):
-    return shards.write_shard(directory / shards.shard_name(layer), rows, rows % 2, ["train"] * 6,
+    return shards.write_shard(directory / layer_file(layer, "parquet"), rows, rows % 2, ["train"] * 6,
                               np.full((6, 4), layer, np.float32), {"layer": layer})
 shard(0)
 io.write_json(directory / "cell.json", {"ok": 1})

@@ -8,7 +8,6 @@ import http.server
 import threading
 
 import pytest
-
 from trusttrace.errors import TrustTraceError
 from trusttrace.fetch import fetch_verified
 
@@ -82,7 +81,9 @@ def test_changed_local_copy_is_replaced_by_a_verified_one(server, tmp_path):
 def test_offline_names_url_and_destination(tmp_path):
     destination = tmp_path / "dim.csv"
     # A port nobody listens on: the connection is refused at once, as offline.
-    with pytest.raises(TrustTraceError, match=rf"cannot download http://127.0.0.1:9/x.csv .*put the file at {destination}"):
+    with pytest.raises(
+        TrustTraceError, match=rf"cannot download http://127.0.0.1:9/x.csv .*put the file at {destination}"
+    ):
         fetch_verified("http://127.0.0.1:9/x.csv", SHA, destination, timeout=5)
 
 
@@ -121,7 +122,6 @@ def test_local_or_fetched_uses_the_configured_path(server, tmp_path):
 def test_workflow_fetches_a_url_dimension_once(server, tmp_path):
     """prepare_dimension downloads the CSV into data_dir, verifies it and splits it; a rerun fetches nothing."""
     import yaml
-
     from conftest import REPO, run_workflow
 
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
@@ -131,10 +131,15 @@ def test_workflow_fetches_a_url_dimension_once(server, tmp_path):
     served.write_bytes(body)
     data_dir = tmp_path / "data"
     config["data_dir"] = str(data_dir)
-    config["dimensions"] = {"fetched": {
-        "csv": "fetched.csv", "url": f"file://{served}", "sha256": hashlib.sha256(body).hexdigest(),
-        "trustworthy_label": 1, "group_by": "none",
-    }}
+    config["dimensions"] = {
+        "fetched": {
+            "csv": "fetched.csv",
+            "url": f"file://{served}",
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "trustworthy_label": 1,
+            "group_by": "none",
+        }
+    }
     workdir = tmp_path / "run"
     run_workflow(workdir, config, "--cores", "1", "--until", "prepare_dimension")
     assert (data_dir / "fetched.csv").read_bytes() == body

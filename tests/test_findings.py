@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from trusttrace.aggregate import metrics_table
 from trusttrace.findings import (
     FINDINGS_SCHEMA,
@@ -19,18 +18,36 @@ from trusttrace.probe import ProbeSettings, probe_metrics, wilson_interval
 MODEL, DIMENSION = "m", "d"
 
 
-def probe_rows(checkpoint_index, layer, *, accuracy, validation, n_test=100, baseline=0.5, permuted=0.5,
-               dimension=DIMENSION, step=None):
+def probe_rows(
+    checkpoint_index,
+    layer,
+    *,
+    accuracy,
+    validation,
+    n_test=100,
+    baseline=0.5,
+    permuted=0.5,
+    dimension=DIMENSION,
+    step=None,
+):
     """Tidy rows of one probe cell, its interval the cell's own Wilson interval."""
     low, high = wilson_interval(round(accuracy * n_test), n_test)
     base = {
-        "model": MODEL, "checkpoint": f"c{checkpoint_index}", "checkpoint_index": checkpoint_index,
-        "step": step if step is not None else 10 * checkpoint_index, "tokens": None, "dimension": dimension,
-        "layer": layer, "source": "probe", "alpha": np.nan,
+        "model": MODEL,
+        "checkpoint": f"c{checkpoint_index}",
+        "checkpoint_index": checkpoint_index,
+        "step": step if step is not None else 10 * checkpoint_index,
+        "tokens": None,
+        "dimension": dimension,
+        "layer": layer,
+        "source": "probe",
+        "alpha": np.nan,
     }
     values = {
-        "accuracy": (accuracy, low, high), "validation_accuracy": (validation, None, None),
-        "majority_baseline": (baseline, None, None), "permuted_label_accuracy": (permuted, None, None),
+        "accuracy": (accuracy, low, high),
+        "validation_accuracy": (validation, None, None),
+        "majority_baseline": (baseline, None, None),
+        "permuted_label_accuracy": (permuted, None, None),
         "n_test": (n_test, None, None),
     }
     return [{**base, "metric": k, "value": v, "ci_low": lo, "ci_high": hi} for k, (v, lo, hi) in values.items()]
@@ -41,10 +58,12 @@ def table(rows):
 
 
 def test_layer_is_chosen_on_validation_not_test():
-    metrics = table([
-        probe_rows(0, 1, accuracy=0.90, validation=0.60),  # best on test, poor on validation
-        probe_rows(0, 2, accuracy=0.75, validation=0.80),
-    ])
+    metrics = table(
+        [
+            probe_rows(0, 1, accuracy=0.90, validation=0.60),  # best on test, poor on validation
+            probe_rows(0, 2, accuracy=0.75, validation=0.80),
+        ]
+    )
     curve = selected_layers(metrics, MODEL, DIMENSION)
     assert curve["layer"].tolist() == [2] and curve["accuracy"].tolist() == [0.75]
     assert curve["selection"].tolist() == ["validation"]
@@ -60,11 +79,13 @@ def test_separable_is_judged_against_the_majority_baseline():
 
 
 def test_earliest_separable_is_the_first_checkpoint_in_training_order():
-    metrics = table([
-        probe_rows(2, 1, accuracy=0.95, validation=0.9),
-        probe_rows(0, 1, accuracy=0.52, validation=0.5),
-        probe_rows(1, 1, accuracy=0.80, validation=0.8),
-    ])
+    metrics = table(
+        [
+            probe_rows(2, 1, accuracy=0.95, validation=0.9),
+            probe_rows(0, 1, accuracy=0.52, validation=0.5),
+            probe_rows(1, 1, accuracy=0.80, validation=0.8),
+        ]
+    )
     curve = selected_layers(metrics, MODEL, DIMENSION)
     assert curve["checkpoint"].tolist() == ["c0", "c1", "c2"]
     assert curve["separable"].tolist() == [False, True, True]
@@ -85,8 +106,15 @@ def _noise_grid(rng, n_checkpoints=8, n_layers=30, n_val=80, n_test=80):
     rows = []
     for c in range(n_checkpoints):
         for layer in range(1, n_layers + 1):
-            rows.append(probe_rows(c, layer, accuracy=rng.binomial(n_test, 0.5) / n_test,
-                                   validation=rng.binomial(n_val, 0.5) / n_val, n_test=n_test))
+            rows.append(
+                probe_rows(
+                    c,
+                    layer,
+                    accuracy=rng.binomial(n_test, 0.5) / n_test,
+                    validation=rng.binomial(n_val, 0.5) / n_val,
+                    n_test=n_test,
+                )
+            )
     return table(rows)
 
 
@@ -109,7 +137,8 @@ def test_negative_control_passes_at_chance_and_fails_on_a_leak():
     at_chance = table([probe_rows(c, 1, accuracy=0.9, validation=0.9, permuted=0.5) for c in range(4)])
     leak = table([probe_rows(c, 1, accuracy=0.9, validation=0.9, permuted=0.85) for c in range(4)])
     assert negative_control(at_chance, MODEL, DIMENSION) == {
-        "permuted_label_accuracy_mean": 0.5, "permuted_label_separable_fraction": 0.0
+        "permuted_label_accuracy_mean": 0.5,
+        "permuted_label_separable_fraction": 0.0,
     }
     assert negative_control(leak, MODEL, DIMENSION)["permuted_label_separable_fraction"] == 1.0
 
@@ -122,19 +151,34 @@ def probe_records(shifts, seed=0, n=240):
         direction = rng.normal(size=16)
         direction /= np.linalg.norm(direction)
 
-        def draw(m):
+        def draw(m, shift=shift, direction=direction):
             y = np.arange(m) % 2
             return rng.normal(size=(m, 16)) + shift * y[:, None] * direction, y
 
         (X_train, y_train), (X_val, y_val), (X_test, y_test) = draw(n), draw(n // 3), draw(n // 3)
         for layer in (1, 2):
             scale = 1.0 if layer == 2 else 0.0  # layer 1 never carries the signal
-            metrics = probe_metrics(X_train * [scale] + rng.normal(size=X_train.shape) * (1 - scale), y_train,
-                                    X_test * [scale] + rng.normal(size=X_test.shape) * (1 - scale), y_test,
-                                    ProbeSettings(), X_val * [scale] + rng.normal(size=X_val.shape) * (1 - scale),
-                                    y_val)
-            records.append({"model": MODEL, "checkpoint": f"step{index}", "step": index, "tokens": None,
-                            "dimension": POSITIVE_CONTROL, "layer": layer, "source": "probe", **metrics})
+            metrics = probe_metrics(
+                X_train * [scale] + rng.normal(size=X_train.shape) * (1 - scale),
+                y_train,
+                X_test * [scale] + rng.normal(size=X_test.shape) * (1 - scale),
+                y_test,
+                ProbeSettings(),
+                X_val * [scale] + rng.normal(size=X_val.shape) * (1 - scale),
+                y_val,
+            )
+            records.append(
+                {
+                    "model": MODEL,
+                    "checkpoint": f"step{index}",
+                    "step": index,
+                    "tokens": None,
+                    "dimension": POSITIVE_CONTROL,
+                    "layer": layer,
+                    "source": "probe",
+                    **metrics,
+                }
+            )
     return records
 
 
@@ -150,8 +194,16 @@ def test_findings_table_and_summary(monkeypatch):
     from trusttrace import findings, summary
 
     metrics = metrics_table(probe_records([0.0, 0.0, 3.0, 3.0]))
-    phases = pd.DataFrame({"model": [MODEL] * 2, "dimension": [POSITIVE_CONTROL] * 2, "layer": [1, 2],
-                           "n_checkpoints": [4, 4], "fitting": [False, True], "compression": [False, False]})
+    phases = pd.DataFrame(
+        {
+            "model": [MODEL] * 2,
+            "dimension": [POSITIVE_CONTROL] * 2,
+            "layer": [1, 2],
+            "n_checkpoints": [4, 4],
+            "fitting": [False, True],
+            "compression": [False, False],
+        }
+    )
     frame = findings.findings_table(metrics, phases)
     assert list(frame.columns) == [field.name for field in FINDINGS_SCHEMA]
     row = frame.iloc[0]
@@ -178,8 +230,15 @@ def test_findings_table_writes_parquet_and_csv(tmp_path):
     from trusttrace.findings import findings_table
 
     metrics = metrics_table(probe_records([0.0, 3.0]))
-    phases = pd.DataFrame({"model": [MODEL] * 2, "dimension": [POSITIVE_CONTROL] * 2, "layer": [1, 2],
-                           "fitting": [True, True], "compression": [False, True]})
+    phases = pd.DataFrame(
+        {
+            "model": [MODEL] * 2,
+            "dimension": [POSITIVE_CONTROL] * 2,
+            "layer": [1, 2],
+            "fitting": [True, True],
+            "compression": [False, True],
+        }
+    )
     write_table(findings_table(metrics, phases), FINDINGS_SCHEMA, tmp_path / "f.parquet", tmp_path / "f.csv")
     assert pd.read_parquet(tmp_path / "f.parquet")["fitting_layers"].tolist()[0].tolist() == [1, 2]
     assert pd.read_csv(tmp_path / "f.csv")["fitting_layers"].tolist() == ["1;2"]
@@ -191,8 +250,16 @@ def test_summary_reads_findings_back_from_parquet(tmp_path):
     from trusttrace.aggregate import write_table
 
     metrics = metrics_table(probe_records([0.0, 3.0]))
-    phases = pd.DataFrame({"model": [MODEL] * 2, "dimension": [POSITIVE_CONTROL] * 2, "layer": [1, 2],
-                           "n_checkpoints": [2, 2], "fitting": [False, False], "compression": [False, False]})
+    phases = pd.DataFrame(
+        {
+            "model": [MODEL] * 2,
+            "dimension": [POSITIVE_CONTROL] * 2,
+            "layer": [1, 2],
+            "n_checkpoints": [2, 2],
+            "fitting": [False, False],
+            "compression": [False, False],
+        }
+    )
     write_table(findings.findings_table(metrics, phases), FINDINGS_SCHEMA, tmp_path / "f.parquet")
     degenerate = pd.DataFrame(columns=["model", "checkpoint", "step", "dimension", "layer", "source", "reason"])
     text = summary.summary_markdown(pd.read_parquet(tmp_path / "f.parquet"), metrics, phases, degenerate)

@@ -6,25 +6,30 @@ from __future__ import annotations
 import copy
 
 import yaml
+from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import REPO
 from trusttrace.config import check_config, validate_schema
 from trusttrace.data import prepare_dimension, read_labelled_csv
 from trusttrace.errors import TrustTraceError
 
 cell_text = st.one_of(
     st.text(min_size=0, max_size=40),
-    st.sampled_from(["", " ", "NA", "null", '"', '""', "a,b", "line\nbreak", "\ufeff", "0", "1", "1.0", "2", "-1", "yes"]),
+    st.sampled_from(
+        ["", " ", "NA", "null", '"', '""', "a,b", "line\nbreak", "\ufeff", "0", "1", "1.0", "2", "-1", "yes"]
+    ),
     st.text(alphabet="ab ,\n\"'", min_size=0, max_size=2000),  # long rows full of separators and quotes
 )
-label_text = st.one_of(st.sampled_from(["0", "1", " 1", "0 ", "1.0", "0.0", "", "nan", "2", "true", "x", "01"]), st.text(max_size=5))
+label_text = st.one_of(
+    st.sampled_from(["0", "1", " 1", "0 ", "1.0", "0.0", "", "nan", "2", "true", "x", "01"]), st.text(max_size=5)
+)
 
 
 @st.composite
 def csv_bytes(draw):
-    header = draw(st.sampled_from(["statement,label", "\ufeffstatement,label", "label,statement", "statement", "text,label", ""]))
+    header = draw(
+        st.sampled_from(["statement,label", "\ufeffstatement,label", "label,statement", "statement", "text,label", ""])
+    )
     rows = draw(st.lists(st.tuples(cell_text, label_text), min_size=0, max_size=40))
 
     def quote(value):
@@ -64,7 +69,9 @@ def test_any_csv_is_read_or_refused_in_one_line(tmp_path, data):
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 10_000), st.floats(allow_nan=True), st.text(max_size=12)),
-    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=6,
 )
 

@@ -16,10 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import hub_cache
-
+import pytest
 from conftest import run_workflow
 
 PYTHIA, LLAMA, DUPLICATE = "fake-org/pythia-tiny", "fake-org/llama-tiny", "fake-org/pythia-dup"
@@ -37,8 +35,11 @@ def resave_tensors(source: Path, destination: Path) -> Path:
 
     shutil.copytree(source, destination)
     tensors = load_file(source / "model.safetensors")
-    save_file(dict(reversed(list(tensors.items()))), destination / "model.safetensors",
-              metadata={"format": "pt", "saved_by": "another tool"})
+    save_file(
+        dict(reversed(list(tensors.items()))),
+        destination / "model.safetensors",
+        metadata={"format": "pt", "saved_by": "another tool"},
+    )
     return destination
 
 
@@ -55,11 +56,14 @@ def hub(tmp_path_factory):
     }
     step0 = Path(repos[RESAVED]["step0"]["source"])
     resaved = resave_tensors(step0, step0.parent / "seed5-resaved")
-    repos[RESAVED]["step8"] = {"commit": hub_cache.add_revision(home, RESAVED, "step8", resaved),
-                               "source": str(resaved)}
+    repos[RESAVED]["step8"] = {
+        "commit": hub_cache.add_revision(home, RESAVED, "step8", resaved),
+        "source": str(resaved),
+    }
     pickled = pickle_only(step0, step0.parent / "seed5-pickled")
-    repos[PICKLED] = {"step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled),
-                                "source": str(pickled)}}
+    repos[PICKLED] = {
+        "step0": {"commit": hub_cache.add_revision(home, PICKLED, "step0", pickled), "source": str(pickled)}
+    }
     return home, repos
 
 
@@ -138,7 +142,8 @@ def error_of(call):
 
 out["errors"]["resolve_missing_revision"] = error_of(
     lambda: resolve_checkpoint_files(PYTHIA, "step99", model_name="pythia", allow_pickle_weights=False))
-out["errors"]["load_missing_revision"] = error_of(lambda: load_model_and_tokenizer(PYTHIA, "step99", model_name="pythia"))
+out["errors"]["load_missing_revision"] = error_of(
+    lambda: load_model_and_tokenizer(PYTHIA, "step99", model_name="pythia"))
 out["errors"]["resolve_missing_repo"] = error_of(
     lambda: resolve_checkpoint_files("fake-org/absent", "main", model_name="absent", allow_pickle_weights=False))
 print(json.dumps(out))
@@ -206,7 +211,6 @@ def test_resolved_commit_loads_from_the_cache_without_the_network(hub):
 @pytest.mark.parametrize("repo,blocks_path", [(PYTHIA, "gpt_neox.layers"), (LLAMA, "model.layers")])
 def test_gpt_neox_and_llama_extract_with_padding(hub, repo, blocks_path):
     import numpy as np
-
     from trusttrace.extract import extract_hidden_states
     from trusttrace.models import decoder_blocks, load_model_and_tokenizer
 
@@ -226,7 +230,6 @@ def test_gpt_neox_and_llama_extract_with_padding(hub, repo, blocks_path):
 
 def test_trust_remote_code_and_pickles_stay_off_unless_configured(monkeypatch):
     import transformers
-
     from trusttrace.models import load_model_and_tokenizer
 
     calls = []
@@ -371,8 +374,14 @@ def test_the_gate_stops_every_job_of_a_duplicate_even_with_keep_going(hub, tmp_p
     home, _ = hub
     checkpoints = ["step0", "step4", "step8"]
     targets = [f"results/probe/resaved/{c}/reliability" for c in checkpoints]
-    result = snakemake(tmp_path / "tensors", hf_config({"resaved": (RESAVED, checkpoints, {})}), home,
-                       *targets, "--keep-going", check=False)
+    result = snakemake(
+        tmp_path / "tensors",
+        hf_config({"resaved": (RESAVED, checkpoints, {})}),
+        home,
+        *targets,
+        "--keep-going",
+        check=False,
+    )
     assert result.returncode != 0
     done = tmp_path / "tensors" / "results"
     assert [c for c in checkpoints if (done / f"probe/resaved/{c}/reliability").is_dir()] == ["step0", "step4"]

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from trusttrace import mi
 from trusttrace.data import stratified_sample
 from trusttrace.errors import TrustTraceError
+from trusttrace.layout import layer_file
 
 try:
     from threadpoolctl import threadpool_limits
@@ -381,7 +381,7 @@ def test_half_samples_are_stratified_halves_without_replacement():
     assert len(samples) == 5 and all(s.size == 20 and np.unique(s).size == 20 for s in samples)
     assert all(y[s].sum() == 5 for s in samples)  # class shares kept
     assert not np.array_equal(samples[0], samples[1])
-    assert all(np.array_equal(a, b) for a, b in zip(samples, mi.half_samples(y, 5, seed=0)))
+    assert all(np.array_equal(a, b) for a, b in zip(samples, mi.half_samples(y, 5, seed=0), strict=False))
 
 
 def test_ci_narrows_with_more_rows():
@@ -446,20 +446,30 @@ def test_sigma_50_nhsic_is_nearly_its_linear_kernel_counterpart():
 
 
 def _write_activations(directory, layers: dict, labels, splits, row_ids=None):
-    from trusttrace.shards import shard_name, write_manifest, write_shard
+    from trusttrace.shards import write_manifest, write_shard
 
     directory.mkdir(parents=True)
     row_ids = np.arange(len(labels)) if row_ids is None else row_ids
     digests = {
-        layer: write_shard(directory / shard_name(layer), row_ids, labels, splits, A.astype(np.float32), {"layer": layer})
+        layer: write_shard(
+            directory / layer_file(layer, "parquet"), row_ids, labels, splits, A.astype(np.float32), {"layer": layer}
+        )
         for layer, A in layers.items()
     }
     write_manifest(directory, digests, {"model": "m"})
     return directory
 
 
-SETTINGS = {"max_samples": 80, "input_layer": 1, "sigma": 50.0, "lambda_factor": 1e-5, "median_lambda_factor": 0.1,
-            "seed": 0, "n_bootstrap": 6, "input_reference": "same_checkpoint"}
+SETTINGS = {
+    "max_samples": 80,
+    "input_layer": 1,
+    "sigma": 50.0,
+    "lambda_factor": 1e-5,
+    "median_lambda_factor": 0.1,
+    "seed": 0,
+    "n_bootstrap": 6,
+    "input_reference": "same_checkpoint",
+}
 
 
 def test_cell_metrics_subsamples_standardises_and_marks_degenerate_layers(tmp_path):
@@ -569,7 +579,9 @@ def test_workflow_input_reference_first_checkpoint(tmp_path_factory, tmp_path):
     assert before["step8"]["input_reference"] == "same_checkpoint" and "hsic_ixt_ci_high" in before["step8"]
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     config["mi"]["input_reference"] = "first_checkpoint"
-    run_workflow(workdir, config, "--cores", "2", "results/mi/tiny/step0/reliability", "results/mi/tiny/step8/reliability")
+    run_workflow(
+        workdir, config, "--cores", "2", "results/mi/tiny/step0/reliability", "results/mi/tiny/step8/reliability"
+    )
     after = {c: json.loads((mi_dir / c / "reliability/layer=2.json").read_text()) for c in ("step0", "step8")}
     assert after["step8"]["input_reference"] == "first_checkpoint"
     assert after["step0"]["hsic_ixt"] == before["step0"]["hsic_ixt"]  # the first checkpoint is its own reference

@@ -171,9 +171,16 @@ def test_first_step_within_one_point_of_max():
 
 def _metrics_rows(checkpoints, steps, ixt, iyt, ixt_se=None):
     rows = []
-    for i, (checkpoint, step) in enumerate(zip(checkpoints, steps)):
+    for i, (checkpoint, step) in enumerate(zip(checkpoints, steps, strict=False)):
         se = 0.0 if ixt_se is None else ixt_se
-        keys = {"model": "m", "checkpoint": checkpoint, "checkpoint_index": i, "step": step, "dimension": "d", "layer": 1}
+        keys = {
+            "model": "m",
+            "checkpoint": checkpoint,
+            "checkpoint_index": i,
+            "step": step,
+            "dimension": "d",
+            "layer": 1,
+        }
         low, high = max(0.0, ixt[i] - CI_Z * se), ixt[i] + CI_Z * se
         rows.append({**keys, "metric": "hsic_ixt", "value": ixt[i], "ci_low": low, "ci_high": high})
         rows.append({**keys, "metric": "hsic_iyt", "value": iyt[i], "ci_low": None, "ci_high": None})
@@ -189,7 +196,10 @@ def test_phases_table_without_steps_uses_checkpoint_index_and_reads_ses():
     row = table.iloc[0]
     assert bool(row["fitting"]) and bool(row["compression"])
     assert (row["fitting_start_checkpoint"], row["fitting_end_checkpoint"], row["compression_end_checkpoint"]) == (
-        "rev0", "rev4", "rev8")
+        "rev0",
+        "rev4",
+        "rev8",
+    )
     assert pd.isna(row["peak_step"]) and row["input_reference"] == "first_checkpoint"
     assert row["z"] == Z_CHANGE and str(Z_CHANGE) in row["noise_method"]
     # SEs come back from the CIs: with SE 0.1 per point the same drop is no longer significant

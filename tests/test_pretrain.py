@@ -4,9 +4,15 @@ import hashlib
 
 import numpy as np
 import pytest
-
 from conftest import TINY_SETTINGS
-from trusttrace.pretrain import batch_offsets, build_corpus, encode_corpus, learning_rate, train_segment, train_tokenizer
+from trusttrace.pretrain import (
+    batch_offsets,
+    build_corpus,
+    encode_corpus,
+    learning_rate,
+    train_segment,
+    train_tokenizer,
+)
 
 
 def digest(path):
@@ -38,13 +44,22 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_corpus, tiny_tokenizer_dir):
     stream = encode_corpus(tiny_corpus, tiny_tokenizer_dir)
 
     def train(target, output, previous):
-        return train_segment(settings=TINY_SETTINGS, tokenizer_dir=tiny_tokenizer_dir, token_stream=stream,
-                             target_step=target, output_dir=tmp_path / output, previous_dir=previous, threads=1,
-                             progress=False)
+        return train_segment(
+            settings=TINY_SETTINGS,
+            tokenizer_dir=tiny_tokenizer_dir,
+            token_stream=stream,
+            target_step=target,
+            output_dir=tmp_path / output,
+            previous_dir=previous,
+            threads=1,
+            progress=False,
+        )
 
     train(0, "init", None)
     again = train(0, "init-again", None)
-    assert again == [] and digest(tmp_path / "init/model.safetensors") == digest(tmp_path / "init-again/model.safetensors")
+    assert again == [] and digest(tmp_path / "init/model.safetensors") == digest(
+        tmp_path / "init-again/model.safetensors"
+    )
     straight = train(6, "straight", tmp_path / "init")
     train(2, "part", tmp_path / "init")
     resumed = train(6, "resumed", tmp_path / "part")
@@ -57,6 +72,13 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_corpus, tiny_tokenizer_dir):
 
 def test_cannot_train_backwards(tmp_path, tiny_corpus, tiny_tokenizer_dir, tiny_checkpoint_dir):
     with pytest.raises(ValueError, match="before the previous checkpoint's step 3"):
-        train_segment(settings=TINY_SETTINGS, tokenizer_dir=tiny_tokenizer_dir,
-                      token_stream=encode_corpus(tiny_corpus, tiny_tokenizer_dir), target_step=1,
-                      output_dir=tmp_path / "x", previous_dir=tiny_checkpoint_dir, threads=1, progress=False)
+        train_segment(
+            settings=TINY_SETTINGS,
+            tokenizer_dir=tiny_tokenizer_dir,
+            token_stream=encode_corpus(tiny_corpus, tiny_tokenizer_dir),
+            target_step=1,
+            output_dir=tmp_path / "x",
+            previous_dir=tiny_checkpoint_dir,
+            threads=1,
+            progress=False,
+        )

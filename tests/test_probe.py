@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from trusttrace.errors import TrustTraceError
 from trusttrace.probe import (
     ProbeSettings,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import REPO, SHARED_DATASETS as DATASETS, SNAKEFILE, run_workflow
+from conftest import REPO, SNAKEFILE, run_workflow
+from conftest import SHARED_DATASETS as DATASETS
 
 DIMENSIONS = ["reliability", "privacy", "toxicity", "fairness", "robustness"]
 MAX_SAMPLES = 80
@@ -66,7 +66,7 @@ def test_suite_configs_validate_with_the_papers_dimensions(name):
         overlay = {"group_by": "exact", "on_conflict": "error", **overlay}  # the schema's defaults
         keys = ("csv", "trustworthy_label", "group_by", "on_conflict")
         assert [spec[k] for k in keys] == [overlay[k] for k in keys]
-    for model, spec in config["models"].items():
+    for spec in config["models"].values():
         assert spec["source"] == "hf" and spec["trust_remote_code"] is False
         tokens = [c["tokens"] for c in spec["checkpoints"] if "tokens" in c]
         assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
@@ -352,12 +352,13 @@ def test_metrics_table_holds_every_cell(real_run):
     accuracy = table[(table["source"] == "probe") & (table["metric"] == "accuracy")]
     degenerate = pd.read_parquet(workdir / "results/tables/degenerate_cells.parquet")
     cells = {(c, d, l) for c in checkpoints for d in DIMENSIONS for l in LAYERS}
-    found = set(zip(accuracy["checkpoint"], accuracy["dimension"], accuracy["layer"]))
+    found = set(zip(accuracy["checkpoint"], accuracy["dimension"], accuracy["layer"], strict=False))
     skipped = set(
         zip(
             degenerate.loc[degenerate["source"] == "probe", "checkpoint"],
             degenerate.loc[degenerate["source"] == "probe", "dimension"],
             degenerate.loc[degenerate["source"] == "probe", "layer"],
+            strict=False,
         )
     )
     assert found | skipped == cells and not found & skipped

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import system_part_used, tiny_workflow
 from test_aggregate import snakemake_command
 
@@ -71,7 +70,13 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
     screenshot = tmp_path / "report.png"
     shot = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}", report.as_uri()],
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={screenshot}",
+            report.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO, tiny_workflow
 from trusttrace import results
 from trusttrace.errors import TrustTraceError
@@ -72,7 +71,9 @@ def test_example_script_runs(run, tmp_path):
     figure = tmp_path / "explore.png"
     done = subprocess.run(
         [sys.executable, str(REPO / "docs" / "examples" / "explore.py"), str(run), str(figure)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "own probe test accuracy" in done.stdout and figure.stat().st_size > 5000

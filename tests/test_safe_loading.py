@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 from trusttrace.errors import TrustTraceError
 
@@ -46,7 +45,6 @@ def pickle_only_dir(tmp_path_factory, tiny_checkpoint_dir):
 
 def test_pickle_only_checkpoint_is_refused_unless_allowed(pickle_only_dir, tiny_checkpoint_dir):
     import torch
-
     from trusttrace.models import load_model_and_tokenizer, resolve_checkpoint_files
 
     with pytest.raises(TrustTraceError, match=r"cannot load .*no safetensors weights \(allow_pickle_weights is off\)"):
@@ -55,17 +53,18 @@ def test_pickle_only_checkpoint_is_refused_unless_allowed(pickle_only_dir, tiny_
         resolve_checkpoint_files(str(pickle_only_dir), None, model_name="legacy", allow_pickle_weights=False)
 
     assert resolve_checkpoint_files(str(pickle_only_dir), None, model_name="legacy", allow_pickle_weights=True) == (
-        pickle_only_dir, None)
+        pickle_only_dir,
+        None,
+    )
     model, _ = load_model_and_tokenizer(str(pickle_only_dir), model_name="legacy", allow_pickle_weights=True)
     reference, _ = load_model_and_tokenizer(str(tiny_checkpoint_dir))
-    for (name, loaded), expected in zip(model.state_dict().items(), reference.state_dict().values()):
+    for (name, loaded), expected in zip(model.state_dict().items(), reference.state_dict().values(), strict=False):
         assert torch.equal(loaded, expected), name
 
 
 def test_allowed_pickles_still_load_with_weights_only(pickle_only_dir, monkeypatch):
     """Even with allow_pickle_weights, transformers unpickles .bin files with torch.load(weights_only=True)."""
     import torch
-
     from trusttrace.models import load_model_and_tokenizer
 
     calls = []
@@ -99,7 +98,6 @@ def test_trust_remote_code_stays_off_unless_configured(tiny_checkpoint_dir, monk
     """The config's defaults (schema-filled) reach from_pretrained as trust_remote_code=False, safetensors only;
     turning it on for a model is what turns it on."""
     import transformers
-
     from trusttrace.config import validate_schema
     from trusttrace.models import load_model_and_tokenizer
 
@@ -115,13 +113,20 @@ def test_trust_remote_code_stays_off_unless_configured(tiny_checkpoint_dir, monk
 
     def load(model_settings):
         config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
-        config["models"]["mine"] = {"source": "local", "path": str(tiny_checkpoint_dir.parent),
-                                    "checkpoints": [{"name": tiny_checkpoint_dir.name}], **model_settings}
+        config["models"]["mine"] = {
+            "source": "local",
+            "path": str(tiny_checkpoint_dir.parent),
+            "checkpoints": [{"name": tiny_checkpoint_dir.name}],
+            **model_settings,
+        }
         spec = validate_schema(copy.deepcopy(config))["models"]["mine"]
         calls.clear()
-        load_model_and_tokenizer(str(tiny_checkpoint_dir), model_name="mine",
-                                 trust_remote_code=spec["trust_remote_code"],
-                                 allow_pickle_weights=spec["allow_pickle_weights"])
+        load_model_and_tokenizer(
+            str(tiny_checkpoint_dir),
+            model_name="mine",
+            trust_remote_code=spec["trust_remote_code"],
+            allow_pickle_weights=spec["allow_pickle_weights"],
+        )
         return {name: kwargs for name, kwargs in calls}
 
     default = load({})
@@ -158,8 +163,12 @@ def loader_uses(attribute: str, modules: set[str]) -> list[tuple[Path, ast.AST, 
         tree = ast.parse(path.read_text())
         calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and node.attr == attribute and isinstance(node.value, ast.Name)
-                    and node.value.id in modules):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == attribute
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+            ):
                 found.append((path, node, calls.get(id(node))))
             if isinstance(node, ast.ImportFrom) and node.module in modules:
                 assert attribute not in {a.name for a in node.names}, f"{path}: from {node.module} import {attribute}"
@@ -191,7 +200,8 @@ def test_numpy_load_only_without_pickles():
 
 def test_no_other_unpickling_loader():
     pattern = re.compile(
-        r"\b(?:pickle|cPickle|dill|joblib|cloudpickle)\.loads?\(|\bread_pickle\(|^\s*import (?:pickle|dill|joblib)\b", re.M
+        r"\b(?:pickle|cPickle|dill|joblib|cloudpickle)\.loads?\(|\bread_pickle\(|^\s*import (?:pickle|dill|joblib)\b",
+        re.M,
     )
     offenders = [str(p.relative_to(REPO)) for p in PYTHON_FILES + SNAKE_FILES if pattern.search(p.read_text())]
     assert not offenders
@@ -209,7 +219,8 @@ def wildcard_name_pattern() -> tuple[str, dict[str, str]]:
 def test_wildcard_values_cannot_leave_their_directory():
     name, constraints = wildcard_name_pattern()
     assert {key: constraints[key] for key in ("model", "checkpoint", "dimension")} == dict.fromkeys(
-        ("model", "checkpoint", "dimension"), "NAME")
+        ("model", "checkpoint", "dimension"), "NAME"
+    )
     for value in ("../x", "a/b", ".hidden", "..", ".", "", "/abs", "a/../b", "x\n/y", "a\\b", "-flag"):
         assert re.fullmatch(name, value) is None, value
     for value in ("ok-name_1.0", "step0", "main", "ckpt_001", "Amber", "a..b"):
@@ -251,7 +262,6 @@ def test_tensor_digest_sees_the_tensors_not_the_file(tmp_path):
     import hashlib
 
     import torch
-
     from trusttrace.models import combine_tensor_digests, tensor_digests
 
     tensors = {"a.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b.bias": torch.ones(4)}
@@ -262,14 +272,18 @@ def test_tensor_digest_sees_the_tensors_not_the_file(tmp_path):
     # The digest of a tensor is sha256(name \0 dtype \0 shape \0 bytes), known here.
     expected = hashlib.sha256(b"b.bias\0F32\0[4]\0" + torch.ones(4).numpy().tobytes()).hexdigest()
     assert tensor_digests(first)["b.bias"] == expected
-    for changed in ({**tensors, "a.weight": tensors["a.weight"] + 1},
-                    {**tensors, "a.weight": tensors["a.weight"].to(torch.float16)},
-                    {**tensors, "a.weight": tensors["a.weight"].reshape(3, 2)}):
+    for changed in (
+        {**tensors, "a.weight": tensors["a.weight"] + 1},
+        {**tensors, "a.weight": tensors["a.weight"].to(torch.float16)},
+        {**tensors, "a.weight": tensors["a.weight"].reshape(3, 2)},
+    ):
         digests = tensor_digests(save_tensors(tmp_path / "changed.safetensors", changed))
         assert digests["b.bias"] == expected and digests["a.weight"] != tensor_digests(first)["a.weight"]
     # However the tensors are split into files, the combined digest is the same.
-    split = {**tensor_digests(save_tensors(tmp_path / "s1.safetensors", {"a.weight": tensors["a.weight"]})),
-             **tensor_digests(save_tensors(tmp_path / "s2.safetensors", {"b.bias": tensors["b.bias"]}))}
+    split = {
+        **tensor_digests(save_tensors(tmp_path / "s1.safetensors", {"a.weight": tensors["a.weight"]})),
+        **tensor_digests(save_tensors(tmp_path / "s2.safetensors", {"b.bias": tensors["b.bias"]})),
+    }
     assert combine_tensor_digests(split) == combine_tensor_digests(tensor_digests(first))
 
 
@@ -286,7 +300,6 @@ def test_duplicates_are_found_whole_and_by_shard(tmp_path):
     """c1 = c0 re-serialised (whole duplicate under tensors, missed by files); c2 shares c0's second shard only
     (found by both checks, which the combined weight hash alone would miss); c3 shares nothing."""
     import torch
-
     from trusttrace.models import duplicate_findings
 
     def shards(seed_a: int, seed_b: int) -> tuple[dict, dict]:
@@ -320,18 +333,20 @@ def test_a_checkpoint_that_is_not_a_causal_lm_is_refused(tmp_path, tiny_checkpoi
     """A BERT (masked-LM encoder) checkpoint directory with safetensors weights: refused by resolve_checkpoint_files
     (the first job of a checkpoint) naming the model, the directory and the architecture."""
     from transformers import BertConfig, BertForMaskedLM
-
     from trusttrace.models import resolve_checkpoint_files
 
-    bert = BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=32))
+    bert = BertForMaskedLM(
+        BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
     bert.save_pretrained(tmp_path / "bert")
     with pytest.raises(TrustTraceError) as error:
         resolve_checkpoint_files(str(tmp_path / "bert"), None, model_name="encoder", allow_pickle_weights=False)
     message = str(error.value)
     assert "\n" not in message
-    assert message.startswith(f"model 'encoder': checkpoint directory {tmp_path / 'bert'}: config.json describes "
-                              "BertForMaskedLM (model_type 'bert'), not a causal language model")
+    assert message.startswith(
+        f"model 'encoder': checkpoint directory {tmp_path / 'bert'}: config.json describes "
+        "BertForMaskedLM (model_type 'bert'), not a causal language model"
+    )
     # The same check lets the decoders through: the tiny Llama, and a config naming only a causal model_type.
     assert resolve_checkpoint_files(str(tiny_checkpoint_dir), None, model_name="tiny", allow_pickle_weights=False)[0]
     from trusttrace.models import check_causal_lm

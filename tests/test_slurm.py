@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import system_part_used
 from slurm_cluster import LocalSlurm, find, skip_reason
 
@@ -71,8 +70,10 @@ def profile_groups(extra: dict[str, str]) -> list[str]:
     groups = dict(profile.get("groups", {}), **extra)
     components = profile.get("group-components", {})
     return [
-        "--groups", *(f"{rule}={group}" for rule, group in groups.items()),
-        "--group-components", *(f"{group}={n}" for group, n in components.items()),
+        "--groups",
+        *(f"{rule}={group}" for rule, group in groups.items()),
+        "--group-components",
+        *(f"{group}={n}" for group, n in components.items()),
     ]
 
 
@@ -89,18 +90,33 @@ def environment() -> dict[str, str]:
 def start_snakemake(workdir: Path, extra: list[str], log: Path) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     command = [
-        "timeout", "-k", "10", str(RUN_LIMIT_S),
-        sys.executable, "-m", "snakemake",
+        "timeout",
+        "-k",
+        "10",
+        str(RUN_LIMIT_S),
+        sys.executable,
+        "-m",
+        "snakemake",
         *cell_targets(TINY),  # first: several options take any number of values (nargs="+")
-        "--snakefile", str(SNAKEFILE), "--configfile", str(TINY), "--directory", str(workdir),
+        "--snakefile",
+        str(SNAKEFILE),
+        "--configfile",
+        str(TINY),
+        "--directory",
+        str(workdir),
         *extra,
     ]
     with open(log, "w") as handle:
         handle.write(" ".join(command) + "\n")
         handle.flush()
         return subprocess.Popen(
-            command, cwd=workdir, env=environment(), stdout=handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=workdir,
+            env=environment(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
 
@@ -131,8 +147,9 @@ def slurm_cluster(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     with LocalSlurm(tmp_path_factory.mktemp("slurm-cluster")) as cluster:  # stop() runs on any outcome
-        sinfo = subprocess.run([find("sinfo"), "-h", "-o", "%P %a %D %c %m %T %N"], capture_output=True, text=True,
-                               timeout=30)
+        sinfo = subprocess.run(
+            [find("sinfo"), "-h", "-o", "%P %a %D %c %m %T %N"], capture_output=True, text=True, timeout=30
+        )
         version = subprocess.run([find("sinfo"), "-V"], capture_output=True, text=True, timeout=30).stdout.strip()
         system_part_used("SLURM", f"{version}, sinfo: {sinfo.stdout.strip() or sinfo.stderr.strip()}")
         yield cluster
@@ -154,12 +171,29 @@ def test_profile_defaults_submit_to_the_default_partition(slurm_cluster, tmp_pat
     cluster = slurm_cluster
     (tmp_path / "Snakefile").write_text(TOY_SNAKEFILE)
     command = [
-        "timeout", "-k", "10", "180", sys.executable, "-m", "snakemake",
-        "--snakefile", str(tmp_path / "Snakefile"), "--directory", str(tmp_path),
-        "--profile", str(SLURM_PROFILE),
-        "--cores", str(cluster.cpus), "--resources", f"mem_mb={cluster.mem_mb}",
-        "--slurm-status-command", "squeue",
-        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+        "timeout",
+        "-k",
+        "10",
+        "180",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(tmp_path / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--profile",
+        str(SLURM_PROFILE),
+        "--cores",
+        str(cluster.cpus),
+        "--resources",
+        f"mem_mb={cluster.mem_mb}",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "1",
     ]
     run = subprocess.run(command, cwd=tmp_path, env=environment(), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -180,14 +214,27 @@ def test_tiny_workflow_under_slurm_matches_local_run(slurm_cluster, tmp_path):
     slurm_run = start_snakemake(
         slurm_dir,
         [
-            "--profile", str(SLURM_PROFILE),
+            "--profile",
+            str(SLURM_PROFILE),
             # This node's size: caps threads and the group job's width (--cores) and every job's memory.
-            "--cores", str(cluster.cpus), "--resources", f"mem_mb={cluster.mem_mb}",
-            "--default-resources", *profile_default_resources(cluster.partition),
+            "--cores",
+            str(cluster.cpus),
+            "--resources",
+            f"mem_mb={cluster.mem_mb}",
+            "--default-resources",
+            *profile_default_resources(cluster.partition),
             # No accounting on the test cluster: sacct fails, squeue (MinJobAge=600) knows every job.
-            "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-            "--slurm-keep-successful-logs", "--latency-wait", "5", "--retries", "0",
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--seconds-between-status-checks",
+            "1",
+            "--slurm-keep-successful-logs",
+            "--latency-wait",
+            "5",
+            "--retries",
+            "0",
             # Test only: the tiny pre-training chain joins the "prep" job. Each sequential SLURM job costs 10-50 s
             # of status polling here (the plugin's interval grows by 10 s per idle poll); this turns 6 into 1.
             *profile_groups({"pretrain_checkpoint": "prep", "resolve_checkpoint": "prep"}),
@@ -218,7 +265,10 @@ def test_tiny_workflow_under_slurm_matches_local_run(slurm_cluster, tmp_path):
 
     # The jobs really went through SLURM, all finished, and the per-cell rules shared group jobs.
     jobs = subprocess.run(
-        [find("squeue"), "-h", "--states=all", "-o", "%i|%T|%k"], capture_output=True, text=True, check=True,
+        [find("squeue"), "-h", "--states=all", "-o", "%i|%T|%k"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     jobs = [line for line in jobs if line.split("|")[0] not in jobs_before]
     states = {line.split("|")[1] for line in jobs}

@@ -130,11 +130,15 @@ def test_antisymmetric_effect_cancels_damage_and_random_control_is_subtracted():
     summary = effect_summary(values, random, 4.0, weights, draws)
     assert summary["antisymmetric"]
     assert summary["effect"] == pytest.approx(0.2, abs=1e-12)  # (m(+4) - m(-4)) / 2 = 0.05 * 4; damage cancels
-    assert summary["effect_ci_low"] == pytest.approx(0.2, abs=1e-9) and summary["effect_ci_high"] == pytest.approx(0.2, abs=1e-9)
+    assert summary["effect_ci_low"] == pytest.approx(0.2, abs=1e-9) and summary["effect_ci_high"] == pytest.approx(
+        0.2, abs=1e-9
+    )
     assert abs(summary["random_mean"]) < 1e-3 and summary["random_sd"] < 1e-3
     assert summary["effect_vs_random"] == pytest.approx(0.2, abs=1e-3)
     # the one-sided change against alpha 0 would have called the damage an effect
-    one_sided = effect_summary({0.0: values[0.0], 4.0: values[4.0]}, {0.0: random[0.0], 4.0: random[4.0]}, 4.0, weights, draws)
+    one_sided = effect_summary(
+        {0.0: values[0.0], 4.0: values[4.0]}, {0.0: random[0.0], 4.0: random[4.0]}, 4.0, weights, draws
+    )
     assert not one_sided["antisymmetric"] and one_sided["effect"] == pytest.approx(0.2 - 0.16, abs=1e-12)
     assert one_sided["random_mean"] == pytest.approx(-0.16, abs=1e-3)
     assert one_sided["effect_vs_random"] == pytest.approx(0.2, abs=1e-3)  # the random control removes the damage
@@ -230,7 +234,10 @@ STATEMENTS = ["The sky is blue.", "The sky is green.", "Fire is hot.", "Fire is 
 
 def test_planted_direction_flips_the_answer_under_the_default_protocol(tiny_model):
     model, tokenizer = tiny_model
-    prompt = {"prompt": "Is it true? {statement} Answer with 1 or 0. Answer:", "answers": {"trustworthy": "1", "untrustworthy": "0"}}
+    prompt = {
+        "prompt": "Is it true? {statement} Answer with 1 or 0. Answer:",
+        "answers": {"trustworthy": "1", "untrustworthy": "0"},
+    }
     texts = [prompt["prompt"].format(statement=s) for s in STATEMENTS]
     candidates = answer_candidates(tokenizer, texts, ("1", "0"), add_special_tokens=True)
     vector = planted_answer_vector(model, candidates) * 3.0
@@ -254,7 +261,9 @@ def test_planted_direction_flips_the_answer_under_the_default_protocol(tiny_mode
     bias = scores[..., 0] - scores[..., 1]
     assert (bias[1] > 0).all() and (bias[2] < 0).all()  # the answer token flips for every statement
     # steering only generated tokens never touches the answer token: bitwise no change
-    generated = evaluate_cell(model, tokenizer, STATEMENTS, labels, splits, 1, vector, 2, alphas, positions="generated", **common)
+    generated = evaluate_cell(
+        model, tokenizer, STATEMENTS, labels, splits, 1, vector, 2, alphas, positions="generated", **common
+    )
     changes = {r["alpha"]: r["answer_bias"] for r in generated["by_alpha"]}
     assert changes[20.0] == changes[0.0] == changes[-20.0]
     effects = [e for e in generated["effects"] if e["measure"] == "prompted_margin"]
@@ -269,10 +278,24 @@ def test_evaluate_cell_records_every_measure_split_and_control(tiny_model):
     splits = np.array(["validation", "validation", "test", "test", "test", "test"], dtype=object)
     vector = np.random.default_rng(1).normal(size=32).astype(np.float32)
     prompt = dimension_prompt("reliability", {"demo": "reliability"})
+
     def run():
         return evaluate_cell(
-            model, tokenizer, STATEMENTS, labels, splits, 1, vector, 1, [-2, 0, 2], prompt=prompt, chat=True,
-            n_random=8, n_bootstrap=200, seed=0, max_length=8,
+            model,
+            tokenizer,
+            STATEMENTS,
+            labels,
+            splits,
+            1,
+            vector,
+            1,
+            [-2, 0, 2],
+            prompt=prompt,
+            chat=True,
+            n_random=8,
+            n_bootstrap=200,
+            seed=0,
+            max_length=8,
         )
 
     result = run()
@@ -280,13 +303,21 @@ def test_evaluate_cell_records_every_measure_split_and_control(tiny_model):
     assert [r["n_statements"] for r in result["by_alpha"]] == [4, 4, 4]
     assert [r["n_statements"] for r in result["by_alpha_validation"]] == [2, 2, 2]
     zero = result["by_alpha"][1]
-    assert zero["margin_change"] == 0.0 and zero["fluency_change"] == 0.0 and result["by_alpha"][0]["margin_change"] != 0
+    assert (
+        zero["margin_change"] == 0.0 and zero["fluency_change"] == 0.0 and result["by_alpha"][0]["margin_change"] != 0
+    )
     assert result["n_truncated"] == 2  # the two 10-token statements; the others have 8
     kinds = {(e["measure"], e["split"], e["alpha"]) for e in result["effects"]}
-    assert kinds == {(m, s, 2.0) for m in ("likelihood_margin", "prompted_margin", "prompted_accuracy") for s in ("test", "validation")}
+    assert kinds == {
+        (m, s, 2.0)
+        for m in ("likelihood_margin", "prompted_margin", "prompted_accuracy")
+        for s in ("test", "validation")
+    }
     for entry in result["effects"]:
         assert entry["antisymmetric"] and entry["effect_ci_low"] <= entry["effect"] <= entry["effect_ci_high"]
-        assert entry["random_sd"] >= 0 and entry["effect_vs_random"] == pytest.approx(entry["effect"] - entry["random_mean"])
+        assert entry["random_sd"] >= 0 and entry["effect_vs_random"] == pytest.approx(
+            entry["effect"] - entry["random_mean"]
+        )
     test_margin = next(e for e in result["effects"] if e["measure"] == "likelihood_margin" and e["split"] == "test")
     by_alpha = {r["alpha"]: r for r in result["by_alpha"]}
     assert test_margin["effect"] == pytest.approx((by_alpha[2.0]["margin"] - by_alpha[-2.0]["margin"]) / 2)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO, run_workflow, tiny_workflow
 
 pytestmark = pytest.mark.workflow
@@ -26,7 +25,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     """The 'Job stats' table of a dry run as {rule: count}."""
     text = result.stdout + result.stderr
-    table = text[text.index("Job stats:"):]
+    table = text[text.index("Job stats:") :]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
@@ -41,15 +40,23 @@ def test_every_cell_is_written(finished_run):
         shards = results / "activations" / "tiny" / checkpoint / "reliability"
         assert sorted(p.name for p in shards.glob("layer=*.parquet")) == [f"layer={l}.parquet" for l in range(3)]
         for step in ("probe", "mi"):
-            cells = [json.loads((results / step / "tiny" / checkpoint / "reliability" / f"layer={l}.json").read_text()) for l in range(3)]
+            cells = [
+                json.loads((results / step / "tiny" / checkpoint / "reliability" / f"layer={l}.json").read_text())
+                for l in range(3)
+            ]
             assert [c["layer"] for c in cells] == [0, 1, 2]
-            assert all(c["model"] == "tiny" and c["checkpoint"] == checkpoint and c["dimension"] == "reliability" for c in cells)
+            assert all(
+                c["model"] == "tiny" and c["checkpoint"] == checkpoint and c["dimension"] == "reliability"
+                for c in cells
+            )
         probe = json.loads((results / "probe" / "tiny" / checkpoint / "reliability" / "layer=2.json").read_text())
         assert 0.0 <= probe["accuracy_ci_low"] <= probe["accuracy"] <= probe["accuracy_ci_high"] <= 1.0
         # 60 rows: 12 test, 12 validation, 36 train (the probe may refit on train + validation after choosing)
         assert probe["n_test"] == 12 and probe["n_train"] in (36, 48) and probe["step"] == int(checkpoint[4:])
         # Layer 0 is the embedding of the shared final '.': constant, recorded as degenerate, not a failure.
-        assert "degenerate" in json.loads((results / "probe" / "tiny" / checkpoint / "reliability" / "layer=0.json").read_text())
+        assert "degenerate" in json.loads(
+            (results / "probe" / "tiny" / checkpoint / "reliability" / "layer=0.json").read_text()
+        )
         steering = json.loads((results / "steering" / "tiny" / checkpoint / "reliability" / "layer=1.json").read_text())
         assert [r["alpha"] for r in steering["by_alpha"]] == [-1.0, 0.0, 1.0]
         assert steering["target_checkpoint"] == "step8"
@@ -61,7 +68,6 @@ def test_every_cell_is_written(finished_run):
 def test_shards_equal_the_models_own_hidden_states(finished_run):
     import pandas as pd
     import torch
-
     from trusttrace.models import decoder_blocks, load_model_and_tokenizer
     from trusttrace.shards import read_shard
 
@@ -73,7 +79,9 @@ def test_shards_equal_the_models_own_hidden_states(finished_run):
         row_id = shards[1]["row_id"][position]
         ids = tokenizer(data.loc[row_id, "statement"], add_special_tokens=False, return_tensors="pt")
         captured = {}
-        handle = decoder_blocks(model)[-1].register_forward_hook(lambda m, a, o: captured.setdefault("h", o))
+        handle = decoder_blocks(model)[-1].register_forward_hook(
+            lambda m, a, o, captured=captured: captured.setdefault("h", o)
+        )
         with torch.no_grad():
             states = model(**ids, output_hidden_states=True).hidden_states
         handle.remove()
@@ -92,12 +100,30 @@ def test_adding_a_checkpoint_plans_only_its_jobs(finished_run):
     config["models"]["tiny"]["checkpoints"].append({"name": "step12", "step": 12})
     config["steering"]["target"] = {"model": "tiny", "checkpoint": "step8"}
     jobs = planned_jobs(run_snakemake(finished_run, config, "--dry-run"))
-    aggregates = {rule: n for rule, n in jobs.items() if rule not in {
-        "pretrain_checkpoint", "resolve_checkpoint", "verify_checkpoint", "extract_activations", "probe",
-        "mutual_information", "steering_vectors", "steering_effect"}}
+    aggregates = {
+        rule: n
+        for rule, n in jobs.items()
+        if rule
+        not in {
+            "pretrain_checkpoint",
+            "resolve_checkpoint",
+            "verify_checkpoint",
+            "extract_activations",
+            "probe",
+            "mutual_information",
+            "steering_vectors",
+            "steering_effect",
+        }
+    }
     assert {rule: n for rule, n in jobs.items() if rule not in aggregates} == {
-        "pretrain_checkpoint": 1, "resolve_checkpoint": 1, "verify_checkpoint": 1, "extract_activations": 1,
-        "probe": 1, "mutual_information": 1, "steering_vectors": 1, "steering_effect": 1,
+        "pretrain_checkpoint": 1,
+        "resolve_checkpoint": 1,
+        "verify_checkpoint": 1,
+        "extract_activations": 1,
+        "probe": 1,
+        "mutual_information": 1,
+        "steering_vectors": 1,
+        "steering_effect": 1,
     }
     assert set(aggregates) >= {"all", "check_checkpoint_integrity"}
 
@@ -176,9 +202,16 @@ def test_same_config_gives_byte_identical_results(finished_run, tmp_path):
     again.mkdir()
     run_snakemake(again, TINY, "--cores", "2")
     compared = 0
-    for pattern in ("results/pretrain/tiny/checkpoints/*/*.safetensors", "results/probe/**/*.json",
-                    "results/mi/**/*.json", "results/steering/**/*.json", "results/steering_vectors/**/*.safetensors",
-                    "results/models/tiny/*.json", "results/tables/*.parquet", "results/summary.md"):
+    for pattern in (
+        "results/pretrain/tiny/checkpoints/*/*.safetensors",
+        "results/probe/**/*.json",
+        "results/mi/**/*.json",
+        "results/steering/**/*.json",
+        "results/steering_vectors/**/*.safetensors",
+        "results/models/tiny/*.json",
+        "results/tables/*.parquet",
+        "results/summary.md",
+    ):
         for first in sorted(finished_run.glob(pattern)):
             second = again / first.relative_to(finished_run)
             assert second.read_bytes() == first.read_bytes(), first.relative_to(finished_run)

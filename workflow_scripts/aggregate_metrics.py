@@ -4,25 +4,22 @@ degenerate cells."""
 import logging
 import sys
 
-sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)
 
-from trusttrace.aggregate import (  # noqa: E402
-    DEGENERATE_SCHEMA,
-    METRICS_SCHEMA,
-    degenerate_table,
-    metrics_table,
-    read_cells,
-    write_table,
-)
-from trusttrace.io import setup_job_logging  # noqa: E402
+from trusttrace import aggregate
+from trusttrace.io import setup_job_logging
 
-smk = snakemake  # noqa: F821
-setup_job_logging(smk.log[0])
-records = []
-for source in ("probe", "mi", "steering"):
-    records += read_cells(smk.input.get(source, []), source)
-metrics = metrics_table(records)
-degenerate = degenerate_table(records)
-write_table(metrics, METRICS_SCHEMA, smk.output.parquet, smk.output.csv)
-write_table(degenerate, DEGENERATE_SCHEMA, smk.output.degenerate, smk.output.degenerate_csv)
-logging.info("%d cell files -> %d metric rows, %d degenerate cells", len(records), len(metrics), len(degenerate))
+
+def main(smk):
+    setup_job_logging(smk.log[0])
+    records = []
+    for source in ("probe", "mi", "steering"):
+        records += aggregate.read_cells(smk.input.get(source, []), source)
+    metrics = aggregate.metrics_table(records)
+    degenerate = aggregate.degenerate_table(records)
+    aggregate.write_table(metrics, aggregate.METRICS_SCHEMA, smk.output.parquet, smk.output.csv)
+    aggregate.write_table(degenerate, aggregate.DEGENERATE_SCHEMA, smk.output.degenerate, smk.output.degenerate_csv)
+    logging.info("%d cell files -> %d metric rows, %d degenerate cells", len(records), len(metrics), len(degenerate))
+
+
+main(snakemake)

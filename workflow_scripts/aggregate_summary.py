@@ -5,15 +5,19 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)
 
-from trusttrace.io import setup_job_logging  # noqa: E402
-from trusttrace.summary import summary_markdown  # noqa: E402
+from trusttrace.io import setup_job_logging
+from trusttrace.summary import summary_markdown
 
-smk = snakemake  # noqa: F821
-setup_job_logging(smk.log[0])
-tables = {name: pd.read_parquet(path) for name, path in smk.input.items()}
-text = summary_markdown(
-    tables["findings"], tables["metrics"], tables["phases"], tables["degenerate"], ci_level=smk.params.ci_level
-)
-Path(smk.output[0]).write_text(text)
+
+def main(smk):
+    setup_job_logging(smk.log[0])
+    tables = {name: pd.read_parquet(path) for name, path in smk.input.items()}
+    text = summary_markdown(
+        tables["findings"], tables["metrics"], tables["phases"], tables["degenerate"], ci_level=smk.params.ci_level
+    )
+    Path(smk.output[0]).write_text(text)
+
+
+main(snakemake)

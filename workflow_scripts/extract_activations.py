@@ -16,11 +16,9 @@ def main(smk):
     setup_job_logging(smk.log[0])
     record = read_json(smk.input.record)
     model, tokenizer = load_recorded(record, smk.params.spec, threads=smk.threads)
+    data = pd.read_parquet(smk.input.data)
     write_activation_shards(
-        model,
-        tokenizer,
-        pd.read_parquet(smk.input.data),
-        smk.output[0],
+        *(model, tokenizer, data, smk.output[0]),
         layers=selected_layers({"layers": smk.params.layers}, record["num_layers"]),
         extraction=smk.params.extraction,
         batch_size=smk.params.spec["batch_size"],

@@ -2,11 +2,16 @@
 
 import sys
 
-sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (the snakemake object is injected by Snakemake)
+sys.path.insert(0, snakemake.scriptdir)
 
-from trusttrace.demo_data import generate_demo_dimension  # noqa: E402
-from trusttrace.io import setup_job_logging  # noqa: E402
+from trusttrace.demo_data import generate_demo_dimension
+from trusttrace.io import setup_job_logging
 
-setup_job_logging(snakemake.log[0])  # noqa: F821
-frame = generate_demo_dimension(snakemake.wildcards.demo, n=int(snakemake.wildcards.n), seed=snakemake.params.seed)  # noqa: F821
-frame.to_csv(snakemake.output[0], index=False)  # noqa: F821
+
+def main(smk):
+    setup_job_logging(smk.log[0])
+    frame = generate_demo_dimension(smk.wildcards.demo, n=int(smk.wildcards.n), seed=smk.params.seed)
+    frame.to_csv(smk.output[0], index=False)
+
+
+main(snakemake)

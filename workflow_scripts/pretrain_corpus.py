@@ -1,15 +1,20 @@
 """Rule pretrain_corpus: the offline pre-training text."""
 
 import sys
+from pathlib import Path
 
-sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)
 
-from trusttrace.demo_data import demo_statements_for_corpus  # noqa: E402
-from trusttrace.io import setup_job_logging  # noqa: E402
-from trusttrace.pretrain import build_corpus  # noqa: E402
+from trusttrace.demo_data import demo_statements_for_corpus
+from trusttrace.io import setup_job_logging
+from trusttrace.pretrain import build_corpus
 
-setup_job_logging(snakemake.log[0])  # noqa: F821
-corpus = build_corpus(demo_statements_for_corpus(seed=0))
-with open(snakemake.output[0], "w", encoding="utf-8") as handle:  # noqa: F821
-    handle.write(corpus)
-print(f"corpus: {len(corpus)} characters", file=sys.stderr)
+
+def main(smk):
+    setup_job_logging(smk.log[0])
+    corpus = build_corpus(demo_statements_for_corpus(seed=0))
+    Path(smk.output[0]).write_text(corpus, encoding="utf-8")
+    print(f"corpus: {len(corpus)} characters", file=sys.stderr)
+
+
+main(snakemake)

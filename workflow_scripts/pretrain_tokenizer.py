@@ -4,15 +4,19 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+sys.path.insert(0, snakemake.scriptdir)
 
-from trusttrace.io import setup_job_logging  # noqa: E402
-from trusttrace.pretrain import encode_corpus, train_tokenizer  # noqa: E402
+from trusttrace.io import setup_job_logging
+from trusttrace.pretrain import encode_corpus, train_tokenizer
 
-smk = snakemake  # noqa: F821
-setup_job_logging(smk.log[0])
-corpus = open(smk.input.corpus, encoding="utf-8").read()
-train_tokenizer(corpus, smk.params.vocab_size, smk.output.tokenizer)
-tokens = encode_corpus(corpus, smk.output.tokenizer)
-np.save(smk.output.tokens, tokens, allow_pickle=False)
-print(f"{len(tokens)} tokens", file=sys.stderr)
+
+def main(smk):
+    setup_job_logging(smk.log[0])
+    corpus = open(smk.input.corpus, encoding="utf-8").read()
+    train_tokenizer(corpus, smk.params.vocab_size, smk.output.tokenizer)
+    tokens = encode_corpus(corpus, smk.output.tokenizer)
+    np.save(smk.output.tokens, tokens, allow_pickle=False)
+    print(f"{len(tokens)} tokens", file=sys.stderr)
+
+
+main(snakemake)

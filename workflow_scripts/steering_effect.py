@@ -1,9 +1,6 @@
-"""Rule steering_effect: add one source checkpoint's vectors to the target model and score the evaluation
-statements (validation and test rows) with the controls of trusttrace.steering.evaluate_cell."""
+"""Rule steering_effect: one source checkpoint's vectors added to the target, scored with controls."""
 
 import sys
-
-import pandas as pd
 
 sys.path.insert(0, snakemake.scriptdir)
 
@@ -17,11 +14,7 @@ def main(smk):
     target = read_json(smk.input.target)
     model, tokenizer = load_recorded(target, smk.params.target_spec, threads=smk.threads)
     write_steering_cells(
-        model,
-        tokenizer,
-        pd.read_parquet(smk.input.data),
-        smk.input.vectors,
-        smk.output[0],
+        *(model, tokenizer, smk.input.data, smk.input.vectors, smk.output[0]),
         settings=smk.params.steering,
         encoding=smk.params.encoding,
         spec=smk.params.target_spec,

@@ -9,7 +9,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-
 from trusttrace import results  # noqa: E402
 
 results_dir = sys.argv[1] if len(sys.argv) > 1 else "results"
@@ -29,8 +28,12 @@ for checkpoint in chosen["checkpoint"]:
     print(f"{model} {checkpoint} {dimension} layer {layer}: own probe test accuracy {accuracies[-1]:.3f}")
 
 metrics = results.metrics(results_dir)
-stored = metrics[(metrics["model"] == model) & (metrics["dimension"] == dimension) & (metrics["layer"] == layer)
-                 & (metrics["metric"] == "accuracy")].sort_values("checkpoint_index")
+stored = metrics[
+    (metrics["model"] == model)
+    & (metrics["dimension"] == dimension)
+    & (metrics["layer"] == layer)
+    & (metrics["metric"] == "accuracy")
+].sort_values("checkpoint_index")
 vector, info = results.steering_vector(model, chosen["checkpoint"].iloc[-1], dimension, layer, results_dir)
 print(f"steering vector norm {np.linalg.norm(vector):.3f} (projection spread {info['projection_std']:.3f})")
 

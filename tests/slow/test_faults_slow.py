@@ -11,10 +11,26 @@ import signal
 import time
 
 import pytest
-
 from test_faults import (  # noqa: F401  (fixtures are found by name)
-    CELLS, FIGURES, TABLES, TIMEOUT, assert_same_cells, copy_workdir, dry_run_jobs, job_processes, kill_group,
-    output_of, planned, prefix, prepared, reference, report_figures, rerun_after_unlock, run, start, wait_for_hold,
+    CELLS,
+    FIGURES,
+    TABLES,
+    TIMEOUT,
+    assert_same_cells,
+    copy_workdir,
+    dry_run_jobs,
+    job_processes,
+    kill_group,
+    output_of,
+    planned,
+    prefix,
+    prepared,
+    reference,
+    report_figures,
+    rerun_after_unlock,
+    run,
+    start,
+    wait_for_hold,
 )
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -62,7 +78,9 @@ def test_killed_in_pretraining_reruns_the_segment_to_identical_weights_and_cells
     assert_same_segment(workdir, reference)
     FIGURES["b: kill -9 Snakemake in pre-training"] = {
         "killed": f"pretrain step0->step60 after {STEPS_BEFORE_KILL}/60 steps, {kill_point:.1f} s after start",
-        "rerun (s)": round(seconds, 1), "cell files byte-equal": compared, "weights byte-equal": True,
+        "rerun (s)": round(seconds, 1),
+        "cell files byte-equal": compared,
+        "weights byte-equal": True,
     }
 
 
@@ -87,5 +105,7 @@ def test_one_killed_pretraining_job_reruns_to_identical_checkpoint_and_tables(pr
     tables = assert_same_tables(workdir, reference)
     FIGURES["kill -9 one pre-training job"] = {
         "killed": f"pretrain step0->step60 (pid {victim}) after {STEPS_BEFORE_KILL}/60 steps",
-        "rerun (s)": round(seconds, 1), "cell files byte-equal": compared, "tables + summary byte-equal": tables,
+        "rerun (s)": round(seconds, 1),
+        "cell files byte-equal": compared,
+        "tables + summary byte-equal": tables,
     }

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from trusttrace import layout
 from trusttrace.errors import TrustTraceError
 
 # The metrics each analysis contributes (other keys in a cell file are the cell's keys or its settings).
@@ -118,21 +119,13 @@ LOSS_SCHEMA = pa.schema(
 # Reading cells
 
 
-def layer_of(path: Path) -> int:
-    """``layer=12.json`` -> 12."""
-    stem = Path(path).stem
-    if not stem.startswith("layer="):
-        raise TrustTraceError(f"{path}: not a per-layer metrics file (expected layer=<L>.json)")
-    return int(stem.split("=", 1)[1])
-
-
 def read_cell_directory(directory: str | Path, source: str) -> list[dict]:
     """Every ``layer=L.json`` in one cell directory, in layer order, each with ``source`` added."""
     directory = Path(directory)
     if not directory.is_dir():
         raise TrustTraceError(f"{directory}: cell directory missing (run the {source} rule for it first)")
     records = []
-    for path in sorted(directory.glob("layer=*.json"), key=layer_of):
+    for path in sorted(directory.glob("layer=*.json"), key=layout.layer_of):
         try:
             record = json.loads(path.read_text())
         except json.JSONDecodeError as error:
@@ -195,7 +188,10 @@ def tidy_rows(record: dict) -> list[dict]:
         )
 
     if record["source"] == "steering":
-        for entries, suffix in ((record.get("by_alpha", []), ""), (record.get("by_alpha_validation", []), "_validation")):
+        for entries, suffix in (
+            (record.get("by_alpha", []), ""),
+            (record.get("by_alpha_validation", []), "_validation"),
+        ):
             for entry in entries:
                 for key in STEERING_ALPHA_METRICS:
                     if key in entry:
@@ -258,7 +254,9 @@ def degenerate_table(records: Sequence[dict]) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def pretrain_loss_table(loss_files: dict[tuple[str, str], str | Path], tokens_per_step: dict[str, float]) -> pd.DataFrame:
+def pretrain_loss_table(
+    loss_files: dict[tuple[str, str], str | Path], tokens_per_step: dict[str, float]
+) -> pd.DataFrame:
     """Concatenate per-checkpoint loss TSVs (step, loss, lr) into one curve per model.
 
     ``loss_files`` maps (model, checkpoint) -> TSV path; each checkpoint's file holds the steps trained since the

@@ -7,8 +7,9 @@ runs, with the key path in the message (``models.tiny.checkpoints[2].step: ...``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import yaml
@@ -68,7 +69,7 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     """
     drop_null_overrides(config)
     dimensions = config.get("dimensions")
-    for name, spec in (dimensions.items() if isinstance(dimensions, dict) else ()):
+    for name, spec in dimensions.items() if isinstance(dimensions, dict) else ():
         if isinstance(spec, dict) and "csv" in spec and "demo" in spec:
             raise TrustTraceError(
                 f"config error at dimensions.{name}: both csv and demo are set (Snakemake merges config files key "
@@ -259,7 +260,9 @@ def _check_download(dimension: str, spec: dict) -> None:
             "its checksum matches)"
         )
     if "url" in spec and "csv" not in spec:
-        raise TrustTraceError(f"config error at dimensions.{dimension}: url needs csv, the path to keep the download at")
+        raise TrustTraceError(
+            f"config error at dimensions.{dimension}: url needs csv, the path to keep the download at"
+        )
 
 
 def _check_split(split: dict) -> None:
@@ -299,8 +302,10 @@ def _check_demo_size(dimension: str, spec: dict) -> None:
     if size % 2:
         raise TrustTraceError(f"{where}: {size} is odd; each label gets demo_size/2 rows")
     if spec["demo"] != WORD_ORDER and size > max_demo_size(spec["demo"]):
-        raise TrustTraceError(f"{where}: demo {spec['demo']!r} can produce at most {max_demo_size(spec['demo'])} "
-                              f"statements without repeats (got {size})")
+        raise TrustTraceError(
+            f"{where}: demo {spec['demo']!r} can produce at most {max_demo_size(spec['demo'])} "
+            f"statements without repeats (got {size})"
+        )
 
 
 def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> None:
@@ -312,14 +317,16 @@ def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> Non
     source = spec["source"]
     for key, owner in {"repo": "hf", "path": "local"}.items():
         if key in spec and source != owner:
-            raise TrustTraceError(f"config error at {where}.{key}: only used with source: {owner} (this model is {source})")
+            raise TrustTraceError(
+                f"config error at {where}.{key}: only used with source: {owner} (this model is {source})"
+            )
     if source == "pretrain":
         steps = []
         for index, entry in enumerate(spec["checkpoints"]):
             if "step" not in entry:
                 raise TrustTraceError(f"config error at {where}.checkpoints[{index}]: source: pretrain needs a step")
             steps.append(entry["step"])
-        if any(b <= a for a, b in zip(steps, steps[1:])):
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
             raise TrustTraceError(f"config error at {where}.checkpoints: steps must increase strictly, got {steps}")
         pretrain = spec["pretrain"]
         if pretrain["hidden_size"] % pretrain["num_heads"]:

@@ -69,7 +69,8 @@ def read_labelled_csv(
         row = _bad_utf8_row(raw, start)
         where = "the header" if row == 0 else f"data row {row}"
         raise TrustTraceError(
-            f"{path}: not UTF-8 text ({reason} in {where}, byte {start}: {raw[start:start + 4]!r}); re-save it as UTF-8"
+            f"{path}: not UTF-8 text ({reason} in {where}, byte {start}: {raw[start : start + 4]!r}); "
+            "re-save it as UTF-8"
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise TrustTraceError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
@@ -78,9 +79,7 @@ def read_labelled_csv(
     roles += [(column, "group_by column") for column in extra_columns]
     for column, role in roles:
         if column not in frame.columns:
-            raise TrustTraceError(
-                f"{path}: no column {column!r} (the {role}); columns are {list(frame.columns)[:10]}"
-            )
+            raise TrustTraceError(f"{path}: no column {column!r} (the {role}); columns are {list(frame.columns)[:10]}")
     raw_labels = frame[label_column].str.strip()
     numeric = pd.to_numeric(raw_labels, errors="coerce")
     bad = ~numeric.isin([0, 1])
@@ -180,9 +179,7 @@ def group_ids(frame: pd.DataFrame, group_by: str, path: str | Path = "") -> np.n
     statements = _group_ids(frame["statement"].to_numpy(dtype=object), len(frame))
     n_keys = int(keys.max()) + 1
     # A graph over keys and statements: each row joins its key to its statement.
-    edges = coo_matrix(
-        (np.ones(len(frame)), (keys, n_keys + statements)), shape=(n_keys + statements.max() + 1,) * 2
-    )
+    edges = coo_matrix((np.ones(len(frame)), (keys, n_keys + statements)), shape=(n_keys + statements.max() + 1,) * 2)
     _, component = connected_components(edges, directed=False)
     return _group_ids(component[keys], len(frame))
 
@@ -420,10 +417,19 @@ def prepare_dimension_with_report(
     frame = frame.assign(split=split)
     order = np.random.default_rng(seed + 1).permutation(len(frame))
     frame = frame.iloc[order].reset_index(drop=True)[["row_id", "statement", "label", "split", "group"]]
-    report = data_report(frame, path=path, group_by=group_by, on_conflict=on_conflict, n_read=n_read,
-                         duplicate_rows=duplicate_rows, conflicts=len(conflicts), dropped_rows=dropped_rows)
-    report.update(test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed,
-                  max_samples=max_samples)
+    report = data_report(
+        frame,
+        path=path,
+        group_by=group_by,
+        on_conflict=on_conflict,
+        n_read=n_read,
+        duplicate_rows=duplicate_rows,
+        conflicts=len(conflicts),
+        dropped_rows=dropped_rows,
+    )
+    report.update(
+        test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed, max_samples=max_samples
+    )
     return frame, report
 
 
@@ -488,3 +494,19 @@ def check_dimension_csv(path: str | Path, text_column: str, label_column: str, w
         read_labelled_csv(path, text_column, label_column)
     except TrustTraceError as error:
         raise TrustTraceError(f"config error at {where}: {error}") from None
+
+
+def write_prepared(frame: pd.DataFrame, report: dict, parquet_path: str | Path, json_path: str | Path) -> None:
+    """The prepared table as Parquet, its report (counts, groups, conflicts) both in the Parquet's metadata and as
+    a JSON file beside it."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trusttrace.io import write_json
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**table.schema.metadata, b"trusttrace": json.dumps(report, sort_keys=True)})
+    pq.write_table(table, parquet_path)
+    write_json(json_path, report)

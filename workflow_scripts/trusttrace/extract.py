@@ -48,7 +48,6 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarr
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-
 def check_truncation(truncated: np.ndarray, max_length: int, max_fraction: float, where: str = "") -> int:
     """Count statements cut to ``max_length`` tokens; log a warning when any is, fail above ``max_fraction``.
 
@@ -154,7 +153,16 @@ def extract_token_ids(
 
 
 def write_activation_shards(
-    model, tokenizer, data, output_dir, *, layers: list[int], extraction: dict, batch_size: int, cell: dict, record: dict
+    model,
+    tokenizer,
+    data,
+    output_dir,
+    *,
+    layers: list[int],
+    extraction: dict,
+    batch_size: int,
+    cell: dict,
+    record: dict,
 ) -> dict:
     """Extract every layer of ``layers`` for the statements of ``data`` (the prepared dimension table) and write
     one shard per layer into ``output_dir``, then the manifest (last: a directory without one is unfinished).

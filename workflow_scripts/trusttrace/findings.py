@@ -167,9 +167,10 @@ def negative_control(metrics: pd.DataFrame, model: str, dimension: str, ci_level
     cells = probe_cells(metrics, model, dimension).dropna(subset=["permuted_label_accuracy", "n_test"])
     if cells.empty:
         return {"permuted_label_accuracy_mean": None, "permuted_label_separable_fraction": None}
+    columns = (cells["permuted_label_accuracy"], cells["n_test"], cells["majority_baseline"])
     above = [
         wilson_interval(round(acc * n), int(n), ci_level)[0] > baseline
-        for acc, n, baseline in zip(cells["permuted_label_accuracy"], cells["n_test"], cells["majority_baseline"])
+        for acc, n, baseline in zip(*columns, strict=True)
     ]
     return {
         "permuted_label_accuracy_mean": float(cells["permuted_label_accuracy"].mean()),
@@ -232,7 +233,7 @@ def dimension_findings(
 
 def findings_table(metrics: pd.DataFrame, phases: pd.DataFrame, ci_level: float = 0.95) -> pd.DataFrame:
     """``dimension_findings`` for every model x dimension of the metrics table, in order of appearance."""
-    pairs = list(dict.fromkeys(zip(metrics["model"], metrics["dimension"])))
+    pairs = list(dict.fromkeys(zip(metrics["model"], metrics["dimension"], strict=False)))
     rows = [dimension_findings(metrics, phases, model, dimension, ci_level) for model, dimension in pairs]
     columns = [field.name for field in FINDINGS_SCHEMA]
     return pd.DataFrame(rows, columns=columns)

@@ -10,8 +10,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from trusttrace.errors import DegenerateCellError
 
@@ -93,10 +94,6 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def cell_json_name(layer: int) -> str:
-    return f"layer={layer}.json"
-
-
 def write_cell(path: str | Path, keys: dict, compute: Callable[[], dict]) -> dict:
     """Compute one cell's metrics and write them after the cell's keys; a degenerate cell (no information in its
     representation) is written with its reason under ``degenerate`` instead of failing the whole job."""
@@ -117,3 +114,16 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_layer_cells(output_dir: str | Path, layers, keys: dict, compute: Callable[[int], dict]) -> None:
+    """One cell file per layer, ``layer=<L>.json`` in ``output_dir``: the cell's ``keys`` plus ``layer``, then
+    ``compute(layer)``'s metrics (see ``write_cell``: a degenerate layer is recorded, not fatal)."""
+    from functools import partial
+
+    from trusttrace import layout
+
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for layer in layers:
+        write_cell(output / layout.layer_file(layer, "json"), {**keys, "layer": layer}, partial(compute, layer))

@@ -293,7 +293,7 @@ def _column_blocks(m: int, fn) -> list:
     k = 16 if m >= 256 else 1  # blocks also keep the diagonal-block index work small when run inline
     edges = np.unique(np.round(m * (1.0 - np.sqrt(1.0 - np.arange(k + 1) / k))).astype(int))
     if n == 1 or m < PARALLEL_MIN_ROWS:
-        return [fn(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        return [fn(a, b) for a, b in zip(edges[:-1], edges[1:], strict=False)]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="trusttrace-mi")
     return list(_POOL.map(fn, edges[:-1], edges[1:]))
@@ -716,9 +716,7 @@ def _standardized_train_rows(shard: dict, rows: np.ndarray) -> np.ndarray:
     return standardize(X_train, X_train[:1])[0]
 
 
-def cell_metrics(
-    shards_dir, settings: Mapping, reference_dir=None
-) -> dict[int, dict]:
+def cell_metrics(shards_dir, settings: Mapping, reference_dir=None) -> dict[int, dict]:
     """Every layer's MI metrics (``mi_metrics``) of one (checkpoint, dimension) activation directory.
 
     ``settings``: the config's ``mi`` section (max_samples, input_layer, sigma, lambda_factor,
@@ -768,16 +766,20 @@ def cell_metrics(
         except DegenerateCellError as error:
             logging.getLogger(__name__).warning("%s layer %s: %s", shards_dir, layer, error)
             degenerate[layer] = str(error)
-    metrics = mi_metrics(
-        X,
-        representations,
-        y[rows],
-        sigma=settings["sigma"],
-        lambda_factor=settings["lambda_factor"],
-        median_lambda_factor=settings.get("median_lambda_factor"),
-        n_bootstrap=int(settings.get("n_bootstrap", 0)),
-        seed=int(settings["seed"]),
-    ) if representations else {}
+    metrics = (
+        mi_metrics(
+            X,
+            representations,
+            y[rows],
+            sigma=settings["sigma"],
+            lambda_factor=settings["lambda_factor"],
+            median_lambda_factor=settings.get("median_lambda_factor"),
+            n_bootstrap=int(settings.get("n_bootstrap", 0)),
+            seed=int(settings["seed"]),
+        )
+        if representations
+        else {}
+    )
     return {
         layer: {"m": len(rows), **(metrics[layer] if layer in metrics else {"degenerate": degenerate[layer]})}
         for layer in layers

@@ -177,7 +177,8 @@ def decoder_blocks(model):
     found = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == count]
     if len(found) != 1:
         raise TrustTraceError(
-            f"{type(model).__name__}: found {len(found)} ModuleLists of length {count}; cannot tell which are the blocks"
+            f"{type(model).__name__}: found {len(found)} ModuleLists of length {count}; "
+            "cannot tell which are the blocks"
         )
     return found[0]
 
@@ -280,8 +281,9 @@ def resolve_checkpoint_files(location: str, revision: str | None, *, model_name:
             raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no config.json")
         check_causal_lm(_read_config(directory), f"model {model_name!r}: checkpoint directory {location}")
         if not weight_files(directory):
-            raise TrustTraceError(f"model {model_name!r}: checkpoint directory {location} has no weight files "
-                                  "(*.safetensors or *.bin)")
+            raise TrustTraceError(
+                f"model {model_name!r}: checkpoint directory {location} has no weight files (*.safetensors or *.bin)"
+            )
         if not allow_pickle_weights and not any(f.suffix == ".safetensors" for f in weight_files(directory)):
             raise TrustTraceError(
                 f"model {model_name!r}: checkpoint directory {location} has no safetensors weights, only pickle "
@@ -357,8 +359,18 @@ def checkpoint_record(directory: Path, commit: str | None, duplicate_check: str 
 DUPLICATE_CHECKS = ("files", "tensors")
 # torch dtypes under the names safetensors uses, so that a .bin and a .safetensors of the same tensors agree.
 _SAFETENSORS_DTYPES = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32",
-    "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
 }
 
 
@@ -384,10 +396,13 @@ def tensor_digests(path: str | Path) -> dict[str, str]:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return {
             name: _tensor_digest(
-                name, _SAFETENSORS_DTYPES.get(str(t.dtype).removeprefix("torch."), str(t.dtype)), list(t.shape),
+                name,
+                _SAFETENSORS_DTYPES.get(str(t.dtype).removeprefix("torch."), str(t.dtype)),
+                list(t.shape),
                 t.detach().reshape(-1).contiguous().view(torch.uint8).numpy().data,
             )
-            for name, t in state.items() if isinstance(t, torch.Tensor)
+            for name, t in state.items()
+            if isinstance(t, torch.Tensor)
         }
     with open(path, "rb") as handle:
         try:
@@ -432,8 +447,9 @@ def shared_weights(earlier: dict, later: dict) -> str | None:
     if earlier[whole] == later[whole]:
         return f"{what} (all weights)"
     later_parts = {digest: name for name, digest in later.get(parts, {}).items()}
-    common = [(name, later_parts[digest]) for name, digest in sorted(earlier.get(parts, {}).items())
-              if digest in later_parts]
+    common = [
+        (name, later_parts[digest]) for name, digest in sorted(earlier.get(parts, {}).items()) if digest in later_parts
+    ]
     if common:
         listed = ", ".join(a if a == b else f"{a} = {b}" for a, b in common)
         return f"{what} in {listed}"
@@ -502,4 +518,43 @@ def resolve_record(
         "requested_revision": revision,
         "num_layers": num_layers,
         **checkpoint_record(directory, commit, spec.get("duplicate_check", "tensors")),
+    }
+
+
+def integrity_record(model: str, records: list[dict], on_duplicate: str, checkpoint: str | None = None) -> dict:
+    """Compare checkpoint records for identical weights (``duplicate_findings``).
+
+    With ``checkpoint`` (the gate of one checkpoint, ``verify_checkpoint``): only the pairs in which it is the later
+    one; otherwise (the model's summary, ``_integrity.json``) every pair. A duplicate raises one TrustTraceError
+    when ``on_duplicate`` is ``error`` and is logged as a warning when it is ``warn``. Returns the JSON to write.
+    """
+    import logging
+
+    findings = duplicate_findings(records)
+    if checkpoint is not None:
+        findings = [f for f in findings if f["checkpoints"][1] == checkpoint]
+    if findings:
+        listed = "; ".join(f"{a} = {b}: {f['shared']}" for f in findings for a, b in [f["checkpoints"]])
+        message = (
+            f"model {model!r}: checkpoints with identical weights: {listed} (a suite's branch may silently hold "
+            "other weights; see EleutherAI/pythia issues #83, #198, #205)"
+        )
+        if on_duplicate == "error":
+            raise TrustTraceError(message + "; set duplicate_weights: warn to go on")
+        logging.getLogger(__name__).warning(message)
+    checks = sorted({record.get("duplicate_check", "files") for record in records})
+    if checkpoint is not None:
+        return {
+            "model": model,
+            "checkpoint": checkpoint,
+            "compared_with": [record["checkpoint"] for record in records if record["checkpoint"] != checkpoint],
+            "duplicate_check": checks,
+            "duplicates": findings,
+        }
+    return {
+        "model": model,
+        "checkpoints": len(records),
+        "duplicate_check": checks,
+        "duplicates": [f["checkpoints"] for f in findings],
+        "findings": findings,
     }

@@ -13,8 +13,8 @@ Every function takes DataFrames in the layout of ``trusttrace.aggregate`` and re
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -104,9 +104,7 @@ def setup_checkpoint_axis(ax, frame: pd.DataFrame, steps: bool, label: bool = Tr
         ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
         ax.xaxis.set_major_locator(ticker.SymmetricalLogLocator(base=10, linthresh=1.0))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(format_step))
-        ax.xaxis.set_minor_locator(
-            ticker.SymmetricalLogLocator(base=10, linthresh=1.0, subs=np.arange(2, 10))
-        )
+        ax.xaxis.set_minor_locator(ticker.SymmetricalLogLocator(base=10, linthresh=1.0, subs=np.arange(2, 10)))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         maximum = max(float(frame["step"].max()), 1.0)
         ax.set_xlim(-0.15, maximum * 1.35)
@@ -124,7 +122,7 @@ def layer_colours(layers: Sequence[int]) -> dict[int, tuple]:
     # viridis' light end (yellow) is hard to see as a line on white: use the 0-0.82 part of the map.
     cmap = plt.get_cmap(LAYER_CMAP)
     palette = [cmap(0.82 * i / (len(layers) - 1)) if len(layers) > 1 else cmap(0.4) for i in range(len(layers))]
-    return dict(zip(layers, palette))
+    return dict(zip(layers, palette, strict=False))
 
 
 def alpha_colours(alphas: Sequence[float]) -> dict[float, tuple]:
@@ -185,17 +183,15 @@ def accuracy_heatmap(metrics: pd.DataFrame, model: str, dimension: str, degenera
     accuracy = select(metrics, model, dimension, "accuracy")
     checkpoints = _checkpoint_columns(accuracy)
     layers = sorted(
-        set(accuracy["layer"].tolist())
-        | set(_degenerate_rows(degenerate, model, dimension, "probe")["layer"].tolist())
+        set(accuracy["layer"].tolist()) | set(_degenerate_rows(degenerate, model, dimension, "probe")["layer"].tolist())
     )
     n_cols, n_rows = max(len(checkpoints), 1), max(len(layers), 1)
     figure, ax = plt.subplots(figsize=(min(max(2.2 + 0.62 * n_cols, 6.4), 14), min(max(1.6 + 0.34 * n_rows, 3.4), 12)))
     if accuracy.empty:
         _no_data(ax, "no probe cells")
         return figure
-    grid = (
-        accuracy.pivot_table(index="layer", columns="checkpoint_index", values="value", aggfunc="first")
-        .reindex(index=layers[::-1], columns=checkpoints["checkpoint_index"].tolist())
+    grid = accuracy.pivot_table(index="layer", columns="checkpoint_index", values="value", aggfunc="first").reindex(
+        index=layers[::-1], columns=checkpoints["checkpoint_index"].tolist()
     )
     vmin = min(CHANCE, float(np.nanmin(grid.to_numpy())))
     annotate = grid.size <= 160
@@ -250,8 +246,10 @@ def _degenerate_rows(degenerate, model, dimension, source):
 
 
 def _checkpoint_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[["checkpoint_index", "checkpoint", "step"]].drop_duplicates("checkpoint_index").sort_values(
-        "checkpoint_index"
+    return (
+        frame[["checkpoint_index", "checkpoint", "step"]]
+        .drop_duplicates("checkpoint_index")
+        .sort_values("checkpoint_index")
     )
 
 
@@ -296,7 +294,9 @@ def accuracy_curves(metrics: pd.DataFrame, model: str, dimension: str, layers: S
     handles, _ = ax.get_legend_handles_labels()
     handles += [
         Patch(facecolor="0.6", alpha=0.35, label="95% Wilson interval"),
-        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0, label="negative control\n(probe on permuted labels)"),
+        Line2D(
+            [], [], color="0.3", linestyle="--", linewidth=1.0, label="negative control\n(probe on permuted labels)"
+        ),
         Line2D([], [], color="0.35", linestyle=":", linewidth=1.0, label=f"majority baseline ({baseline:.2f})"),
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
@@ -374,12 +374,30 @@ def information_curves(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, 
         )
     handles = layer_handles(layers, colours, marker="o", markersize=3)
     handles += [
-        Line2D([], [], marker="D", linestyle="none", markerfacecolor="0.5", markeredgecolor="black", label="peak, compression follows"),
-        Line2D([], [], marker="D", linestyle="none", markerfacecolor="white", markeredgecolor="black", label="peak, no compression"),
+        Line2D(
+            [],
+            [],
+            marker="D",
+            linestyle="none",
+            markerfacecolor="0.5",
+            markeredgecolor="black",
+            label="peak, compression follows",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="D",
+            linestyle="none",
+            markerfacecolor="white",
+            markeredgecolor="black",
+            label="peak, no compression",
+        ),
         Line2D([], [], color="0.2", linestyle="--", label="phase boundary\n(median peak step)"),
     ]
     axes[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5)
-    figure.suptitle(f"{dimension}: mutual information between representation T and input X / label Y", fontweight="bold")
+    figure.suptitle(
+        f"{dimension}: mutual information between representation T and input X / label Y", fontweight="bold"
+    )
     figure.tight_layout()
     return figure
 
@@ -547,7 +565,14 @@ def steering_effect(metrics: pd.DataFrame, model: str, dimension: str, target: s
             rows = frame[(frame["layer"] == layer) & (frame["alpha"] == alpha)]
             for metric, style in (("steering_fluency_cost", "-"), ("steering_random_fluency_cost", "--")):
                 line = rows[rows["metric"] == metric]
-                bottom.plot(x_of(line, steps), line["value"], color=colours[alpha], linestyle=style, marker="o" if style == "-" else None, markersize=3)
+                bottom.plot(
+                    x_of(line, steps),
+                    line["value"],
+                    color=colours[alpha],
+                    linestyle=style,
+                    marker="o" if style == "-" else None,
+                    markersize=3,
+                )
         bottom.axhline(0, color="0.6", linewidth=0.6, zorder=0)
         if chosen is not None and chosen["steering_best_layer"] == layer:
             point = frame[
@@ -556,7 +581,15 @@ def steering_effect(metrics: pd.DataFrame, model: str, dimension: str, target: s
                 & (frame["alpha"] == chosen["steering_best_alpha"])
                 & (frame["checkpoint"] == chosen["steering_best_checkpoint"])
             ]
-            top.scatter(x_of(point, steps), point["value"], s=140, facecolors="none", edgecolors="black", linewidths=1.4, zorder=5)
+            top.scatter(
+                x_of(point, steps),
+                point["value"],
+                s=140,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.4,
+                zorder=5,
+            )
         for ax in (top, bottom):
             setup_checkpoint_axis(ax, frame, steps, label=ax is bottom)
         bottom.set_xlabel("source checkpoint of the vector: " + (STEP_LABEL if steps else "checkpoint"))
@@ -564,10 +597,21 @@ def steering_effect(metrics: pd.DataFrame, model: str, dimension: str, target: s
             top.set_ylabel(STEERING_MEASURE_LABELS[measure] + "\n(test rows)")
             bottom.set_ylabel("fluency cost (nats/token)")
         top.set_title(f"layer-{layer} vector" + (f" added to {target}" if target else ""), fontsize=10)
-    handles = [Line2D([], [], color=colours[a], marker="o", linewidth=1.8, label=f"alpha {a:+g} (95% CI band)") for a in alphas]
+    handles = [
+        Line2D([], [], color=colours[a], marker="o", linewidth=1.8, label=f"alpha {a:+g} (95% CI band)") for a in alphas
+    ]
     handles += [
         Line2D([], [], color="0.4", linestyle="--", linewidth=0.9, label="random directions, same norm (mean +- SD)"),
-        Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="none", markersize=9, label="chosen on validation rows"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker="o",
+            markerfacecolor="none",
+            linestyle="none",
+            markersize=9,
+            label="chosen on validation rows",
+        ),
     ]
     axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5)
     figure.suptitle(f"{dimension}: steering toward the trustworthy side, by source checkpoint", fontweight="bold")
@@ -621,9 +665,18 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
                     _no_data(ax)
                     continue
                 for layer, curve in frame.groupby("layer", sort=True):
-                    ax.plot(x_of(curve, steps), curve["value"], color=colours[layer], marker=marker, markersize=2.5, linewidth=1.3)
+                    ax.plot(
+                        x_of(curve, steps),
+                        curve["value"],
+                        color=colours[layer],
+                        marker=marker,
+                        markersize=2.5,
+                        linewidth=1.3,
+                    )
                 phase = phases[(phases["model"] == model) & (phases["dimension"] == dimension)]
-                boundary = _median_peak_x(phase.set_index("layer"), select(metrics, model, dimension, "hsic_ixt"), steps)
+                boundary = _median_peak_x(
+                    phase.set_index("layer"), select(metrics, model, dimension, "hsic_ixt"), steps
+                )
                 if boundary is not None:
                     ax.axvline(boundary, color="0.2", linestyle="--", linewidth=0.9, zorder=0)
             setup_checkpoint_axis(ax, model_frame, steps, label=row == n - 1)
@@ -632,7 +685,12 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
             if row == 0:
                 ax.set_title(titles[kind], fontsize=10.5)
             ax.set_ylabel(
-                {"accuracy": "accuracy", "hsic_ixt": NHSIC_UNIT, "hsic_iyt": NHSIC_UNIT, "steering": "nats" + ("/token" if measure == "likelihood_margin" else "")}[kind],
+                {
+                    "accuracy": "accuracy",
+                    "hsic_ixt": NHSIC_UNIT,
+                    "hsic_iyt": NHSIC_UNIT,
+                    "steering": "nats" + ("/token" if measure == "likelihood_margin" else ""),
+                }[kind],
                 fontsize=9,
             )
         axes[row, 0].annotate(
@@ -654,7 +712,9 @@ def overview(metrics: pd.DataFrame, phases: pd.DataFrame, model: str, dimensions
     if alphas:
         handles.append(Line2D([], [], color="0.4", linestyle="--", linewidth=0.9, label="random directions"))
     per_row = 10
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), per_row), bbox_to_anchor=(0.5, 0.0), fontsize=8.5)
+    figure.legend(
+        handles=handles, loc="lower center", ncol=min(len(handles), per_row), bbox_to_anchor=(0.5, 0.0), fontsize=8.5
+    )
     figure.suptitle(f"{model}: trustworthiness during pre-training, all dimensions", fontweight="bold", fontsize=13)
     legend_height = 0.3 * math.ceil(len(handles) / per_row) / figure.get_figheight()
     figure.tight_layout(rect=(0.02, legend_height + 0.01, 1, 1))
@@ -671,7 +731,9 @@ def _overview_accuracy(ax, metrics, model, dimension, steps, marker="o"):
         _no_data(ax)
         return
     x = x_of(best, steps)
-    ax.fill_between(x, best["ci_low"].astype(float), best["ci_high"].astype(float), color="black", alpha=0.15, linewidth=0)
+    ax.fill_between(
+        x, best["ci_low"].astype(float), best["ci_high"].astype(float), color="black", alpha=0.15, linewidth=0
+    )
     ax.plot(x, best["accuracy"], color="black", marker=marker, markersize=2.5, linewidth=1.6)
     ax.plot(x, best["permuted_label_accuracy"], color="black", linestyle="--", linewidth=1.0)
     ax.axhline(_majority_baseline(metrics, model, dimension), color="0.5", linestyle=":", linewidth=0.9)

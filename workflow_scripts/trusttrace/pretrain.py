@@ -26,16 +26,84 @@ log = logging.getLogger(__name__)
 # Standard-library modules whose docstrings join pydoc's topics in the corpus: a fixed list, so that the corpus
 # does not depend on which optional modules an install happens to have.
 CORPUS_MODULES = (
-    "argparse", "ast", "asyncio/base_events", "asyncio/events", "asyncio/tasks", "base64", "bisect", "calendar",
-    "collections/__init__", "concurrent/futures/_base", "configparser", "contextlib", "copy", "csv", "dataclasses",
-    "datetime", "decimal", "difflib", "email/message", "enum", "fractions", "ftplib", "functools", "getopt",
-    "gettext", "glob", "gzip", "hashlib", "heapq", "hmac", "html/parser", "http/client", "http/server", "imaplib",
-    "inspect", "ipaddress", "json/__init__", "json/decoder", "logging/__init__", "mailbox", "mimetypes",
-    "multiprocessing/pool", "numbers", "optparse", "os", "pathlib", "pickle", "platform", "pprint", "queue",
-    "random", "re/__init__", "shlex", "shutil", "smtplib", "socket", "socketserver", "statistics", "string",
-    "subprocess", "tarfile", "tempfile", "textwrap", "threading", "timeit", "tokenize", "traceback", "turtle",
-    "typing", "unittest/case", "urllib/parse", "urllib/request", "uuid", "warnings", "weakref", "xml/dom/minidom",
-    "zipfile/__init__", "zipfile",
+    "argparse",
+    "ast",
+    "asyncio/base_events",
+    "asyncio/events",
+    "asyncio/tasks",
+    "base64",
+    "bisect",
+    "calendar",
+    "collections/__init__",
+    "concurrent/futures/_base",
+    "configparser",
+    "contextlib",
+    "copy",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "email/message",
+    "enum",
+    "fractions",
+    "ftplib",
+    "functools",
+    "getopt",
+    "gettext",
+    "glob",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html/parser",
+    "http/client",
+    "http/server",
+    "imaplib",
+    "inspect",
+    "ipaddress",
+    "json/__init__",
+    "json/decoder",
+    "logging/__init__",
+    "mailbox",
+    "mimetypes",
+    "multiprocessing/pool",
+    "numbers",
+    "optparse",
+    "os",
+    "pathlib",
+    "pickle",
+    "platform",
+    "pprint",
+    "queue",
+    "random",
+    "re/__init__",
+    "shlex",
+    "shutil",
+    "smtplib",
+    "socket",
+    "socketserver",
+    "statistics",
+    "string",
+    "subprocess",
+    "tarfile",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "timeit",
+    "tokenize",
+    "traceback",
+    "turtle",
+    "typing",
+    "unittest/case",
+    "urllib/parse",
+    "urllib/request",
+    "uuid",
+    "warnings",
+    "weakref",
+    "xml/dom/minidom",
+    "zipfile/__init__",
+    "zipfile",
 )
 SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>")
 
@@ -81,7 +149,10 @@ def train_tokenizer(corpus: str, vocab_size: int, output_dir: str | Path) -> Non
     # One document per paragraph: the trainer is single-pass and deterministic for a fixed input order.
     tokenizer.train_from_iterator(corpus.split("\n\n"), trainer=trainer)
     wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token=SPECIAL_TOKENS[0], bos_token=SPECIAL_TOKENS[0], pad_token=SPECIAL_TOKENS[1]
+        tokenizer_object=tokenizer,
+        eos_token=SPECIAL_TOKENS[0],
+        bos_token=SPECIAL_TOKENS[0],
+        pad_token=SPECIAL_TOKENS[1],
     )
     wrapped.save_pretrained(str(output_dir))
 
@@ -199,8 +270,13 @@ def train_segment(
     tokens = torch.from_numpy(token_stream.astype(np.int64))
     seq_len, batch_size = settings["seq_len"], settings["batch_size"]
     losses = []
-    bar = tqdm(range(start_step, target_step), desc=f"pretrain -> step {target_step}", disable=not progress,
-               file=sys.stderr, mininterval=5)
+    bar = tqdm(
+        range(start_step, target_step),
+        desc=f"pretrain -> step {target_step}",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=5,
+    )
     for step in bar:
         offsets = batch_offsets(settings["seed"], step, len(tokens), seq_len, batch_size)
         batch = torch.stack([tokens[o : o + seq_len] for o in offsets])
@@ -221,8 +297,11 @@ def train_segment(
     tokenizer.save_pretrained(str(output_dir))
     _save_optimizer(optimizer, model, output_dir / "optimizer.safetensors")
     (output_dir / "trainer_state.json").write_text(
-        json.dumps({"step": target_step, "seed": settings["seed"], "threads": threads, "settings": settings},
-                   indent=2, sort_keys=True)
+        json.dumps(
+            {"step": target_step, "seed": settings["seed"], "threads": threads, "settings": settings},
+            indent=2,
+            sort_keys=True,
+        )
     )
     if losses:
         log.info("step %d: loss %.4f", target_step, losses[-1]["loss"])

@@ -260,7 +260,7 @@ def validate_probe_inputs(
             )
 
 
-def _fit_probe(Xs_train: np.ndarray, y_train: np.ndarray, settings: ProbeSettings) -> "LogisticRegression":
+def _fit_probe(Xs_train: np.ndarray, y_train: np.ndarray, settings: ProbeSettings) -> LogisticRegression:
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(
@@ -269,7 +269,7 @@ def _fit_probe(Xs_train: np.ndarray, y_train: np.ndarray, settings: ProbeSetting
     return clf.fit(Xs_train, y_train)
 
 
-def _p_class1(clf: "LogisticRegression", Xs: np.ndarray) -> np.ndarray:
+def _p_class1(clf: LogisticRegression, Xs: np.ndarray) -> np.ndarray:
     return clf.predict_proba(Xs)[:, list(clf.classes_).index(1)]
 
 

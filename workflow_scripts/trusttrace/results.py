@@ -54,8 +54,12 @@ def cells(results: str | Path = layout.RESULTS) -> pd.DataFrame:
     """Every extracted (model, checkpoint, dimension) with its layers: what ``activations`` can load."""
     root = Path(results) / "activations"
     rows = [
-        {"model": d.parent.parent.name, "checkpoint": d.parent.name, "dimension": d.name,
-         "layers": layout.layers_in(d, "parquet")}
+        {
+            "model": d.parent.parent.name,
+            "checkpoint": d.parent.name,
+            "dimension": d.name,
+            "layers": layout.layers_in(d, "parquet"),
+        }
         for d in sorted(root.glob("*/*/*"))
         if d.is_dir()
     ]
@@ -88,7 +92,9 @@ def activations(
     directory = layout.activations_dir(model, checkpoint, dimension, results)
     shard = directory / layout.layer_file(layer, "parquet")
     if not shard.is_file():
-        raise TrustTraceError(f"no activations for {model}/{checkpoint}/{dimension} layer {layer}: {_nearby(shard, results)}")
+        raise TrustTraceError(
+            f"no activations for {model}/{checkpoint}/{dimension} layer {layer}: {_nearby(shard, results)}"
+        )
     arrays = read_shard(directory, layer)
     rows = pd.DataFrame({"row_id": arrays["row_id"], "label": arrays["label"], "split": arrays["split"]})
     data_path = layout.data_table(dimension, results)

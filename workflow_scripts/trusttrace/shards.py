@@ -20,14 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trusttrace import layout
 from trusttrace.errors import TrustTraceError
 from trusttrace.io import file_sha256
 
 MANIFEST = "manifest.json"
-
-
-def shard_name(layer: int) -> str:
-    return f"layer={layer}.parquet"
 
 
 KEY_COLUMNS = ("model", "checkpoint", "dimension", "layer")
@@ -75,7 +72,11 @@ def write_shard(
 
 def write_manifest(directory: str | Path, digests: dict[int, str], metadata: dict) -> None:
     directory = Path(directory)
-    content = {"layers": sorted(digests), "sha256": {shard_name(k): v for k, v in sorted(digests.items())}, **metadata}
+    content = {
+        "layers": sorted(digests),
+        "sha256": {layout.layer_file(k, "parquet"): v for k, v in sorted(digests.items())},
+        **metadata,
+    }
     temporary = directory / f".{MANIFEST}.tmp"
     temporary.write_text(json.dumps(content, indent=2, sort_keys=True))
     os.replace(temporary, directory / MANIFEST)
@@ -84,7 +85,10 @@ def write_manifest(directory: str | Path, digests: dict[int, str], metadata: dic
 def read_manifest(directory: str | Path) -> dict:
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise TrustTraceError(f"{path}: missing; the extraction did not finish. Rebuild: snakemake --forcerun extract_activations {directory}")
+        raise TrustTraceError(
+            f"{path}: missing; the extraction did not finish. "
+            f"Rebuild: snakemake --forcerun extract_activations {directory}"
+        )
     return json.loads(path.read_text())
 
 
@@ -99,14 +103,14 @@ def read_shard(directory: str | Path, layer: int, verify: bool = True) -> dict[s
     finds it unreadable (truncated, flipped bytes caught by page checksums).
     """
     directory = Path(directory)
-    path = directory / shard_name(layer)
+    path = directory / layout.layer_file(layer, "parquet")
     rebuild = f"rebuild it: snakemake --forcerun extract_activations {directory}"
     manifest = read_manifest(directory)
-    if shard_name(layer) not in manifest["sha256"]:
+    if layout.layer_file(layer, "parquet") not in manifest["sha256"]:
         raise TrustTraceError(f"{path}: layer {layer} was not extracted (layers: {manifest['layers']})")
     if not path.is_file():
         raise TrustTraceError(f"{path}: shard missing; {rebuild}")
-    if verify and file_sha256(path) != manifest["sha256"][shard_name(layer)]:
+    if verify and file_sha256(path) != manifest["sha256"][layout.layer_file(layer, "parquet")]:
         raise TrustTraceError(f"{path}: corrupt shard (sha256 differs from {MANIFEST}); {rebuild}")
     try:
         table = pq.read_table(path, page_checksum_verification=True)

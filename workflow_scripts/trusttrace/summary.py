@@ -75,8 +75,8 @@ def _probe_lines(finding: dict, curve: pd.DataFrame) -> list[str]:
         verdict = "passed" if finding["positive_control_passed"] else "FAILED"
         lines.append(
             f"- positive control (learned during pre-training): {verdict} "
-            f"(first checkpoint {finding['first_checkpoint_accuracy']:.3f}, last {finding['last_checkpoint_accuracy']:.3f}; "
-            "passes when the first is not separable and the last is)"
+            f"(first checkpoint {finding['first_checkpoint_accuracy']:.3f}, "
+            f"last {finding['last_checkpoint_accuracy']:.3f}; passes when the first is not separable and the last is)"
         )
     return lines
 
@@ -130,7 +130,7 @@ def _degenerate_lines(degenerate: pd.DataFrame, n_checkpoints: int) -> list[str]
         where = (
             f"all {count} checkpoints"
             if count == n_checkpoints
-            else ", ".join(checkpoint_label(c, s) for c, s in zip(group["checkpoint"], group["step"]))
+            else ", ".join(checkpoint_label(c, s) for c, s in zip(group["checkpoint"], group["step"], strict=False))
         )
         short = reason.split(";")[0]
         short = short if len(short) <= 64 else short[:61] + "..."
@@ -138,9 +138,7 @@ def _degenerate_lines(degenerate: pd.DataFrame, n_checkpoints: int) -> list[str]
     return ["- degenerate cells (no metrics, left out of the figures):"] + lines
 
 
-def dimension_summary(
-    finding: dict, curve: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame
-) -> list[str]:
+def dimension_summary(finding: dict, curve: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame) -> list[str]:
     """Markdown lines for one model x dimension, from its findings row and selected-layer curve."""
     model, dimension = finding["model"], finding["dimension"]
     degenerate = degenerate[(degenerate["model"] == model) & (degenerate["dimension"] == dimension)]
@@ -165,7 +163,11 @@ paired bootstrap interval, next to random directions of the same norm and the fl
 
 
 def summary_markdown(
-    findings: pd.DataFrame, metrics: pd.DataFrame, phases: pd.DataFrame, degenerate: pd.DataFrame, ci_level: float = 0.95
+    findings: pd.DataFrame,
+    metrics: pd.DataFrame,
+    phases: pd.DataFrame,
+    degenerate: pd.DataFrame,
+    ci_level: float = 0.95,
 ) -> str:
     """The whole results/summary.md, rendered from the findings table (one section per model x dimension)."""
     from trusttrace.findings import selected_layers
