@@ -712,8 +712,8 @@ def write_steering_cells(
     one cell file per steering layer into ``output_dir`` (``evaluate_cell`` per layer; a layer without a vector is
     written as degenerate with its reason).
 
-    ``data``: the prepared dimension table or its Parquet path (its validation and test rows are evaluated, see ``evaluation_rows``);
-    ``settings``: the config's steering section; ``encoding``: ``special_tokens`` and ``max_length``; ``spec``: the
+    ``data``: the prepared dimension table or its Parquet path (its validation and test rows are evaluated, see
+    ``evaluation_rows``); ``settings``: the config's steering section; ``encoding``: ``special_tokens`` and ``max_length``; ``spec``: the
     target model's settings (``chat``, ``batch_size``); ``cell``: the cell's keys; ``target``: its record.
     """
     import pandas as pd
