@@ -713,8 +713,9 @@ def write_steering_cells(
     written as degenerate with its reason).
 
     ``data``: the prepared dimension table or its Parquet path (its validation and test rows are evaluated, see
-    ``evaluation_rows``); ``settings``: the config's steering section; ``encoding``: ``special_tokens`` and ``max_length``; ``spec``: the
-    target model's settings (``chat``, ``batch_size``); ``cell``: the cell's keys; ``target``: its record.
+    ``evaluation_rows``); ``settings``: the config's steering section; ``encoding``: ``special_tokens`` and
+    ``max_length``; ``spec``: the target model's settings (``chat``, ``batch_size``); ``cell``: the cell's keys;
+    ``target``: its record.
     """
     import pandas as pd
 
