@@ -8,11 +8,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 from trusttrace import config as tt_config  # noqa: E402
 from trusttrace.errors import TrustTraceError  # noqa: E402
 
-# Schema first (key paths in the messages, defaults filled), then Snakemake's own validation, then cross-key
-# checks: a bad config fails here, before any job runs.
+# Schema first (one-line messages naming the key path, nested defaults filled), then Snakemake's own validation
+# against the same schema (the Snakemake workflow catalog's standardized-usage check looks for it; it cannot fail
+# once the first passed), then cross-key checks: a bad config fails here, before any job runs.
 try:
     tt_config.validate_schema(config)
-    validate(config, schema="../schemas/config.schema.yaml")
+    validate(config, schema="../workflow_scripts/trusttrace/schemas/config.schema.yaml")
     tt_config.check_config(config)
 except TrustTraceError as error:
     raise WorkflowError(str(error)) from None

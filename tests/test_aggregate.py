@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, tiny_workflow  # noqa: E402
+from helpers import REPO, tiny_workflow
 from trusttrace.aggregate import (
     DEGENERATE_SCHEMA,
     METRICS_SCHEMA,

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from trusttrace.config import (
     check_config,
     checkpoint_position,

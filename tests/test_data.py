@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATASETS
+from helpers import SHARED_DATASETS
 from trusttrace.data import (
     assign_split,
     normalise_casefold,

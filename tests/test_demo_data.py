@@ -319,7 +319,7 @@ def test_word_order_errors_name_the_problem():
 )
 def test_config_rejects_demo_sizes_the_generator_cannot_make(dimension, size, message):
     import yaml
-    from conftest import REPO
+    from helpers import REPO
     from trusttrace.config import check_config, validate_schema
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -205,7 +205,7 @@ def test_extraction_manifest_counts_truncation_and_fails_above_the_limit(tmp_pat
 
     import pandas as pd
     import yaml
-    from conftest import REPO, run_workflow
+    from helpers import REPO, run_workflow
     from trusttrace.models import load_model_and_tokenizer
     from trusttrace.tokens import encode_statements
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from trusttrace.errors import TrustTraceError
 from trusttrace.io import TEST_HOLD_AT, TEST_HOLD_DIR
 from trusttrace.shards import read_shard

@@ -122,7 +122,7 @@ def test_local_or_fetched_uses_the_configured_path(server, tmp_path):
 def test_workflow_fetches_a_url_dimension_once(server, tmp_path):
     """prepare_dimension downloads the CSV into data_dir, verifies it and splits it; a rerun fetches nothing."""
     import yaml
-    from conftest import REPO, run_workflow
+    from helpers import REPO, run_workflow
 
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     rows = "".join(f"statement {i} is {'true' if i % 2 else 'false'}.,{i % 2}\n" for i in range(80))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import yaml
-from conftest import REPO
+from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trusttrace.config import check_config, validate_schema

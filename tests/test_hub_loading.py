@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hub_cache
 import pytest
-from conftest import run_workflow
+from helpers import run_workflow
 
 PYTHIA, LLAMA, DUPLICATE = "fake-org/pythia-tiny", "fake-org/llama-tiny", "fake-org/pythia-dup"
 # A revision holding only pickle weights (pytorch_model.bin), as older hub uploads do.

@@ -570,7 +570,7 @@ def test_workflow_input_reference_first_checkpoint(tmp_path_factory, tmp_path):
     import shutil
 
     import yaml
-    from conftest import REPO, run_workflow, tiny_workflow
+    from helpers import REPO, run_workflow, tiny_workflow
 
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_workflow(tmp_path_factory), workdir, symlinks=True)

@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import TINY_SETTINGS
+from helpers import TINY_SETTINGS
 from trusttrace.pretrain import (
     batch_offsets,
     build_corpus,

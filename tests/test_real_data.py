@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SNAKEFILE, run_workflow
-from conftest import SHARED_DATASETS as DATASETS
+from helpers import REPO, SNAKEFILE, run_workflow
+from helpers import SHARED_DATASETS as DATASETS
 
 DIMENSIONS = ["reliability", "privacy", "toxicity", "fairness", "robustness"]
 MAX_SAMPLES = 80

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import system_part_used, tiny_workflow
+from helpers import system_part_used, tiny_workflow
 from test_aggregate import snakemake_command
 
 pytestmark = pytest.mark.workflow

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, tiny_workflow
+from helpers import REPO, tiny_workflow
 from trusttrace import results
 from trusttrace.errors import TrustTraceError
 from trusttrace.shards import read_shard

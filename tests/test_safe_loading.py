@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from trusttrace.errors import TrustTraceError
 
 SCRIPTS = REPO / "workflow_scripts"
@@ -231,7 +231,7 @@ def test_wildcard_values_cannot_leave_their_directory():
 
 def test_config_schema_names_match_the_wildcard_pattern():
     """A name the schema accepts is one the wildcards can match (and the other way round for a sample)."""
-    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow_scripts" / "trusttrace" / "schemas" / "config.schema.yaml").read_text())
     pattern = schema["$defs"]["name"]["pattern"]
     name, _ = wildcard_name_pattern()
     for value in ("ok-name_1.0", "step0", "../x", "a/b", ".hidden", "-x", "a b"):

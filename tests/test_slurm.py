@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import system_part_used
+from helpers import system_part_used
 from slurm_cluster import LocalSlurm, find, skip_reason
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run_workflow, tiny_workflow
+from helpers import REPO, run_workflow, tiny_workflow
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())

@@ -16,7 +16,8 @@ import yaml
 
 from trusttrace.errors import TrustTraceError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+# Package data, so a non-editable install finds it too (pyproject.toml: tool.setuptools.package-data).
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def _path_string(path: Iterator[Any]) -> str:
@@ -175,10 +176,6 @@ def local_checkpoint_dir(config: dict, model: str, checkpoint: str) -> str:
     if "path" in entry:
         return entry["path"]
     return str(Path(spec["path"]) / checkpoint)
-
-
-def hf_revision(config: dict, model: str, checkpoint: str) -> str:
-    return checkpoint_entry(config, model, checkpoint).get("revision", checkpoint)
 
 
 def selected_layers(config: dict, num_layers: int) -> list[int]:
