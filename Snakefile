@@ -16,6 +16,13 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/pretrain.smk"
+include: "rules/extract.smk"
+include: "rules/cells.smk"
+include: "rules/steering.smk"
+include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:
@@ -24,12 +31,3 @@ rule all:
     input:
         all_targets(),
         aggregate_targets(),
-
-
-include: "rules/data.smk"
-include: "rules/pretrain.smk"
-include: "rules/extract.smk"
-include: "rules/cells.smk"
-include: "rules/steering.smk"
-include: "rules/tables.smk"
-include: "rules/figures.smk"

@@ -1,9 +1,9 @@
 rule probe:
     """Linear and mass-mean probes per layer of one checkpoint x dimension (one metrics file per cell)."""
     input:
-        "results/activations/{model}/{checkpoint}/{dimension}",
+        ACTIVATIONS,
     output:
-        directory("results/probe/{model}/{checkpoint}/{dimension}"),
+        directory(cells_of("probe")),
     log:
         "logs/probe/{model}/{checkpoint}/{dimension}.log",
     benchmark:
@@ -23,10 +23,10 @@ rule probe:
 rule mutual_information:
     """Normalized HSIC I(X;T), I(Y;T) (and CKA) per layer, reusing the X and Y operators across layers."""
     input:
-        shards="results/activations/{model}/{checkpoint}/{dimension}",
+        shards=ACTIVATIONS,
         reference=mi_reference_activations,
     output:
-        directory("results/mi/{model}/{checkpoint}/{dimension}"),
+        directory(cells_of("mi")),
     log:
         "logs/mutual_information/{model}/{checkpoint}/{dimension}.log",
     benchmark:

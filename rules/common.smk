@@ -6,6 +6,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow_scripts"))
 
 from trusttrace import config as tt_config  # noqa: E402
+from trusttrace import layout  # noqa: E402
 from trusttrace.errors import TrustTraceError  # noqa: E402
 
 # Schema first (one-line messages naming the key path, nested defaults filled), then Snakemake's own validation
@@ -24,6 +25,15 @@ config.update(canonical_config)
 
 
 NAME = "[A-Za-z0-9][A-Za-z0-9._-]*"
+# Every results path of the analysis comes from trusttrace.layout (the library and the Python API use it too).
+DATA = layout.pattern(layout.DATA)
+MODEL_RECORD = layout.pattern(layout.MODEL_RECORD)
+ACTIVATIONS = layout.pattern(layout.ACTIVATIONS)
+
+
+def cells_of(step):
+    """results/<step>/{model}/{checkpoint}/{dimension}: one analysis step's cell directories."""
+    return layout.pattern(layout.CELLS, step=step)
 
 
 wildcard_constraints:
@@ -100,7 +110,7 @@ def mi_reference_activations(wildcards):
     if config["mi"]["input_reference"] != "first_checkpoint":
         return []
     first = tt_config.checkpoint_names(config, wildcards.model)[0]
-    return f"results/activations/{wildcards.model}/{first}/{wildcards.dimension}"
+    return str(layout.activations_dir(wildcards.model, first, wildcards.dimension))
 
 
 def pretrain_checkpoint_dir(model, checkpoint):
@@ -133,7 +143,7 @@ def checkpoint_records_up_to(wildcards):
     names = tt_config.checkpoint_names(config, wildcards.model)
     position = names.index(wildcards.checkpoint)
     return [
-        f"results/models/{wildcards.model}/{name}.json"
+        str(layout.model_record(wildcards.model, name))
         for name in names[: position + 1]
     ]
 
@@ -176,7 +186,7 @@ def dimension_source(wildcards):
 
 def steering_target_record(wildcards):
     target_model, target_checkpoint = tt_config.steering_target(config, wildcards.model)
-    return f"results/models/{target_model}/{target_checkpoint}.json"
+    return str(layout.model_record(target_model, target_checkpoint))
 
 
 def steering_target_files(wildcards):
@@ -184,33 +194,40 @@ def steering_target_files(wildcards):
     return checkpoint_files_of(target_model, target_checkpoint)
 
 
-def cell_directories(step, models=None, dimensions=None):
-    """results/<step>/<model>/<checkpoint>/<dimension> for every analysed cell group."""
-    return [
-        f"results/{step}/{model}/{checkpoint}/{dimension}"
-        for model in models or MODELS
-        for checkpoint in tt_config.checkpoint_names(config, model)
-        for dimension in dimensions or DIMENSIONS
+def expand_cells(output, checkpoints_of=None):
+    """A rule's per-cell output over every analysed model x checkpoint x dimension (``checkpoints_of(model)``:
+    which checkpoints; default all of the model's)."""
+    checkpoints_of = checkpoints_of or (
+        lambda model: tt_config.checkpoint_names(config, model)
+    )
+    grid = [
+        (model, checkpoint, dimension)
+        for model in MODELS
+        for checkpoint in checkpoints_of(model)
+        for dimension in DIMENSIONS
     ]
+    models, checkpoints, dimensions = zip(*grid) if grid else ((), (), ())
+    return expand(
+        output, zip, model=models, checkpoint=checkpoints, dimension=dimensions
+    )
 
 
 def steering_directories():
     if not config["steering"]["enabled"]:
         return []
-    return [
-        f"results/steering/{model}/{checkpoint}/{dimension}"
-        for model in MODELS
-        for checkpoint in tt_config.steering_source_checkpoints(config, model)
-        for dimension in DIMENSIONS
-    ]
+    return expand_cells(
+        rules.steering_effect.output[0],
+        lambda model: tt_config.steering_source_checkpoints(config, model),
+    )
 
 
 def all_targets():
+    """Every cell of the grid and each model's integrity summary (the aggregates come from aggregate_targets)."""
     return (
-        cell_directories("probe")
-        + cell_directories("mi")
+        expand_cells(rules.probe.output[0])
+        + expand_cells(rules.mutual_information.output[0])
         + steering_directories()
-        + [f"results/models/{model}/_integrity.json" for model in MODELS]
+        + expand(rules.check_checkpoint_integrity.output[0], model=MODELS)
     )
 
 

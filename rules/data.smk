@@ -39,7 +39,7 @@ rule prepare_dimension:
     input:
         dimension_csv,
     output:
-        data="results/data/{dimension}.parquet",
+        data=DATA,
         report="results/data/{dimension}.json",
     log:
         "logs/prepare_dimension/{dimension}.log",

@@ -3,7 +3,7 @@ rule resolve_checkpoint:
     input:
         checkpoint_files,
     output:
-        "results/models/{model}/{checkpoint}.json",
+        MODEL_RECORD,
     log:
         "logs/resolve_checkpoint/{model}/{checkpoint}.log",
     benchmark:
@@ -84,12 +84,12 @@ rule check_checkpoint_integrity:
 rule extract_activations:
     """Run a checkpoint over a dimension's statements and write one Parquet shard per layer."""
     input:
-        data="results/data/{dimension}.parquet",
-        record="results/models/{model}/{checkpoint}.json",
+        data=DATA,
+        record=MODEL_RECORD,
         gate=checkpoint_gate,
         files=checkpoint_files,
     output:
-        directory("results/activations/{model}/{checkpoint}/{dimension}"),
+        directory(ACTIVATIONS),
     log:
         "logs/extract_activations/{model}/{checkpoint}/{dimension}.log",
     benchmark:

@@ -1,9 +1,9 @@
 rule steering_vectors:
     """Difference-of-means steering vector per layer, scaled by the spread of projections (safetensors)."""
     input:
-        "results/activations/{model}/{checkpoint}/{dimension}",
+        ACTIVATIONS,
     output:
-        directory("results/steering_vectors/{model}/{checkpoint}/{dimension}"),
+        directory(cells_of("steering_vectors")),
     log:
         "logs/steering_vectors/{model}/{checkpoint}/{dimension}.log",
     benchmark:
@@ -23,13 +23,13 @@ rule steering_vectors:
 rule steering_effect:
     """Add a source checkpoint's vectors to the target's residual stream; score validation and test statements."""
     input:
-        vectors="results/steering_vectors/{model}/{checkpoint}/{dimension}",
-        data="results/data/{dimension}.parquet",
+        vectors=cells_of("steering_vectors"),
+        data=DATA,
         target=steering_target_record,
         target_gate=steering_target_gate,
         target_files=steering_target_files,
     output:
-        directory("results/steering/{model}/{checkpoint}/{dimension}"),
+        directory(cells_of("steering")),
     log:
         "logs/steering_effect/{model}/{checkpoint}/{dimension}.log",
     benchmark:

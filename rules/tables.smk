@@ -5,8 +5,8 @@
 rule aggregate_metrics:
     """Gather every probe, MI and steering cell into one tidy metrics table and a list of degenerate cells."""
     input:
-        probe=cell_directories("probe"),
-        mi=cell_directories("mi"),
+        probe=expand_cells(rules.probe.output[0]),
+        mi=expand_cells(rules.mutual_information.output[0]),
         steering=steering_directories(),
     output:
         parquet=f"{TABLES}/metrics.parquet",

@@ -23,6 +23,14 @@ TABLE = "{results}/tables/{name}.parquet"
 _LAYER_FILE = re.compile(r"^layer=(\d+)\.(json|parquet|safetensors)$")
 
 
+def pattern(template: str, **fixed: str) -> str:
+    """A template for Snakemake rules: the default results directory filled in, ``fixed`` wildcards (e.g.
+    ``step="probe"``) too, the others left as ``{wildcards}``."""
+    for key, value in {"results": RESULTS, **fixed}.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
 def layer_file(layer: int, extension: str) -> str:
     """``layer=<L>.<extension>``: a per-layer file inside a cell or activation directory."""
     return f"layer={int(layer)}.{extension}"
