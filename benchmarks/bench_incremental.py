@@ -10,8 +10,6 @@ Prints both wall times, the ratio and the jobs each run executed.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,30 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = (0, 2, 4, 8, 16, 32, 64, 128)
 
 
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import job_stats, run_workflow  # the tests' snakemake runner: one way to run the workflow
+
+
 def run(workdir: Path, config: dict, cores: int) -> tuple[float, dict[str, int]]:
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        str(cores),
-    ]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"snakemake failed:\n{result.stderr[-3000:]}")
-    text = result.stdout + result.stderr
-    table = text[text.index("Job stats:") :]
-    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
-    return elapsed, jobs
+    result = run_workflow(workdir, config, "--cores", str(cores))
+    return time.perf_counter() - start, job_stats(result)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ run, and the record of system parts (Chromium, SLURM, Parquet readers) a run use
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,10 @@ SYSTEM_PARTS_USED: dict[str, str] = {}
 def system_part_used(part: str, description: str) -> None:
     """Record what a test used of a system part (a version, an ``sinfo`` line) for the end-of-run summary line."""
     SYSTEM_PARTS_USED[part] = " ".join(description.split())
+
+
+def job_stats(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints (a run's or a dry run's plan) as {rule: count}."""
+    text = result.stdout + result.stderr
+    table = text[text.index("Job stats:") :]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}

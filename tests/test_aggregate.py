@@ -427,7 +427,7 @@ def test_earliest_separable_and_summary_numbers(grid):
     assert "fitting until step 64, compression until step 4000" in text
     assert "in 0/3 layers" in text  # privacy rises monotonically: no compression
     assert "steering toward the trustworthy side" in text and "at alpha 1, layer 2, vector from step256" in text
-    assert "negative control (probes on permuted labels)" in text and "passed" in text
+    assert "negative control (probes on permuted labels): passed (mean accuracy 0.5" in text
     assert f"probe layer 0 at all {len(STEPS)} checkpoints" in text
 
 

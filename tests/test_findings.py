@@ -214,7 +214,8 @@ def test_findings_table_and_summary(monkeypatch):
     degenerate = pd.DataFrame(columns=["model", "checkpoint", "step", "dimension", "layer", "source", "reason"])
     text = summary.summary_markdown(frame, metrics, phases, degenerate)
     assert "earliest separable checkpoint: step 2, layer 2" in text
-    assert "positive control (learned during pre-training): passed" in text
+    assert "positive control (learned during pre-training): passed (first checkpoint" in text
+    assert "negative control (probes on permuted labels): passed (mean accuracy" in text
     assert "fitting (I(X;T) rises significantly to its peak) in 1/2 layers: 2" in text
 
 

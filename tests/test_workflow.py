@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import REPO, run_workflow, tiny_workflow
+from helpers import REPO, job_stats, run_workflow, tiny_workflow
 
 pytestmark = pytest.mark.workflow
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
@@ -22,11 +22,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -
     return run_workflow(workdir, config, *args, check=check)
 
 
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}."""
-    text = result.stdout + result.stderr
-    table = text[text.index("Job stats:") :]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+planned_jobs = job_stats
 
 
 @pytest.fixture(scope="module")

@@ -64,20 +64,20 @@ def _probe_lines(finding: dict, curve: pd.DataFrame) -> list[str]:
         + _interval(finding["best_accuracy"], finding["best_accuracy_ci_low"], finding["best_accuracy_ci_high"])
     )
     lines.append(_curve_line(curve))
-    if not _missing(finding["permuted_label_accuracy_mean"]):
-        verdict = "passed" if finding["negative_control_passed"] else "FAILED"
-        lines.append(
-            f"- negative control (probes on permuted labels): mean accuracy "
-            f"{finding['permuted_label_accuracy_mean']:.3f}, "
-            f"{100 * finding['permuted_label_separable_fraction']:.1f}% of cells above the baseline: {verdict}"
-        )
-    if not _missing(finding["positive_control_passed"]):
-        verdict = "passed" if finding["positive_control_passed"] else "FAILED"
-        lines.append(
-            f"- positive control (learned during pre-training): {verdict} "
-            f"(first checkpoint {finding['first_checkpoint_accuracy']:.3f}, "
-            f"last {finding['last_checkpoint_accuracy']:.3f}; passes when the first is not separable and the last is)"
-        )
+    controls = (
+        ("negative", "probes on permuted labels", "mean accuracy {permuted_label_accuracy_mean:.3f}, "),
+        ("positive", "learned during pre-training", "first checkpoint {first_checkpoint_accuracy:.3f}, "),
+    )
+    for kind, what, detail in controls:
+        passed = finding[f"{kind}_control_passed"]
+        if _missing(passed):
+            continue
+        if kind == "negative":
+            detail += f"{100 * finding['permuted_label_separable_fraction']:.1f}% of cells above the baseline"
+        else:
+            detail += "last {last_checkpoint_accuracy:.3f}; passes when the first is not separable and the last is"
+        verdict = "passed" if passed else "FAILED"
+        lines.append(f"- {kind} control ({what}): {verdict} (" + detail.format(**finding) + ")")
     return lines
 
 
