@@ -92,8 +92,8 @@ def test_activation_dataset_with_keys_in_duckdb_polars_and_pyarrow(run):
 
     pattern = str(run / "activations" / "**" / "*.parquet")
     norms = duckdb.sql(
-        f"SELECT model, checkpoint, dimension, layer, avg(sqrt(list_sum(list_transform(activation::FLOAT[], "
-        f"x -> x * x)))) AS mean_norm, count(*) AS n FROM read_parquet('{pattern}') "
+        f"SELECT model, checkpoint, dimension, layer, avg(sqrt(list_inner_product(activation::FLOAT[], "
+        f"activation::FLOAT[]))) AS mean_norm, count(*) AS n FROM read_parquet('{pattern}') "
         "GROUP BY ALL ORDER BY checkpoint, layer"
     ).df()
     assert set(norms["checkpoint"]) == {"step0", "step8"} and set(norms["dimension"]) == {"reliability"}
