@@ -84,15 +84,14 @@ def _probe_lines(finding: dict, curve: pd.DataFrame) -> list[str]:
 def _steering_lines(finding: dict) -> list[str]:
     if _missing(finding.get("steering_effect")):
         return ["- steering: no steering cells, or no alpha > 0 evaluated"]
-    line = (
-        "- steering toward the trustworthy side (alpha, layer and source checkpoint chosen on validation, "
-        f"reported on test): effect {finding['steering_effect']:+.4f} "
+    return [
+        f"- steering toward the trustworthy side: effect {finding['steering_effect']:+.4f} "
         f"[{finding['steering_effect_ci_low']:+.4f}, {finding['steering_effect_ci_high']:+.4f}] at alpha "
         f"{finding['steering_best_alpha']:g}, layer {int(finding['steering_best_layer'])}, vector from "
-        f"{finding['steering_best_checkpoint']}; random directions of the same norm "
-        f"{finding['steering_random_control']:+.4f}; fluency cost {finding['steering_fluency_cost']:+.4f} nats/token"
-    )
-    return [line]
+        f"{finding['steering_best_checkpoint']}",
+        "  (alpha, layer and source checkpoint chosen on validation, reported on test); random directions of the "
+        f"same norm {finding['steering_random_control']:+.4f}; fluency cost {finding['steering_fluency_cost']:+.4f}",
+    ]
 
 
 def _layer_list(value) -> list[int]:
