@@ -536,6 +536,8 @@ def snakemake_command(workdir: Path, *extra: str) -> list[str]:
         str(SNAKEMAKE),
         "--cores",
         "2",
+        # Replace, not extend: the workdir's config.yaml may hold another test's config by now.
+        "--replace-workflow-config",
         "--configfile",
         str(REPO / "tests" / "configs" / "tiny.yaml"),
         "-d",
