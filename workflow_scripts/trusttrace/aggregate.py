@@ -76,44 +76,38 @@ CI_KEYS = {
 SOURCES = ("probe", "mi", "steering")
 CELL_KEYS = ("model", "checkpoint", "step", "tokens", "dimension", "layer")
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("checkpoint", pa.string()),
-        ("checkpoint_index", pa.int64()),
-        ("step", pa.int64()),
-        ("tokens", pa.float64()),
-        ("dimension", pa.string()),
-        ("layer", pa.int64()),
-        ("source", pa.string()),
-        ("metric", pa.string()),
-        ("alpha", pa.float64()),
-        ("value", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-    ]
-)
-DEGENERATE_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("checkpoint", pa.string()),
-        ("step", pa.int64()),
-        ("dimension", pa.string()),
-        ("layer", pa.int64()),
-        ("source", pa.string()),
-        ("reason", pa.string()),
-    ]
-)
-LOSS_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("checkpoint", pa.string()),
-        ("step", pa.int64()),
-        ("tokens", pa.float64()),
-        ("loss", pa.float64()),
-        ("lr", pa.float64()),
-    ]
-)
+# The type of every column a table shares with others; each schema lists its columns in order.
+COLUMN_TYPES = {
+    "model": pa.string(),
+    "checkpoint": pa.string(),
+    "checkpoint_index": pa.int64(),
+    "step": pa.int64(),
+    "tokens": pa.float64(),
+    "dimension": pa.string(),
+    "layer": pa.int64(),
+    "source": pa.string(),
+    "metric": pa.string(),
+    "alpha": pa.float64(),
+    "value": pa.float64(),
+    "ci_low": pa.float64(),
+    "ci_high": pa.float64(),
+    "reason": pa.string(),
+    "loss": pa.float64(),
+    "lr": pa.float64(),
+}
+
+
+def table_schema(*columns: str | tuple[str, pa.DataType]) -> pa.Schema:
+    """A table's schema: each column a name from ``COLUMN_TYPES`` or a (name, type) pair of its own."""
+    return pa.schema([(c, COLUMN_TYPES[c]) if isinstance(c, str) else c for c in columns])
+
+
+METRICS_SCHEMA = table_schema(
+    "model", "checkpoint", "checkpoint_index", "step", "tokens", "dimension", "layer", "source", "metric", "alpha",
+    "value", "ci_low", "ci_high",
+)  # fmt: skip
+DEGENERATE_SCHEMA = table_schema("model", "checkpoint", "step", "dimension", "layer", "source", "reason")
+LOSS_SCHEMA = table_schema("model", "checkpoint", "step", "tokens", "loss", "lr")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading cells

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from trusttrace.aggregate import table_schema
 from trusttrace.probe import wilson_interval
 
 POSITIVE_CONTROL = "word_order"
@@ -49,10 +50,10 @@ STEERING_COLUMNS = (
     ("steering_fluency_cost", pa.float64()),
 )
 
-FINDINGS_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("dimension", pa.string()),
+FINDINGS_SCHEMA = table_schema(
+    *[
+        "model",
+        "dimension",
         ("n_checkpoints", pa.int64()),
         ("selection", pa.string()),
         ("majority_baseline", pa.float64()),
@@ -60,8 +61,8 @@ FINDINGS_SCHEMA = pa.schema(
         ("earliest_separable_step", pa.int64()),
         ("earliest_separable_layer", pa.int64()),
         ("earliest_separable_accuracy", pa.float64()),
-        ("earliest_separable_ci_low", pa.float64()),
-        ("earliest_separable_ci_high", pa.float64()),
+        ("earliest_separable_accuracy_ci_low", pa.float64()),
+        ("earliest_separable_accuracy_ci_high", pa.float64()),
         ("best_checkpoint", pa.string()),
         ("best_step", pa.int64()),
         ("best_layer", pa.int64()),
@@ -153,6 +154,18 @@ def _optional(value, kind=float):
     return kind(value)
 
 
+def _cell_columns(prefix: str, cell) -> dict:
+    """``<prefix>_checkpoint``, ``_step``, ``_layer``, ``_accuracy`` and its ``_accuracy_ci_low/high`` of a cell."""
+    return {
+        f"{prefix}_checkpoint": str(cell["checkpoint"]),
+        f"{prefix}_step": _optional(cell["step"], int),
+        f"{prefix}_layer": int(cell["layer"]),
+        f"{prefix}_accuracy": float(cell["accuracy"]),
+        f"{prefix}_accuracy_ci_low": float(cell["ci_low"]),
+        f"{prefix}_accuracy_ci_high": float(cell["ci_high"]),
+    }
+
+
 def _layers_where(phases: pd.DataFrame, model: str, dimension: str, column: str) -> list[int]:
     if phases is None or phases.empty or column not in phases:
         return []
@@ -197,28 +210,12 @@ def dimension_findings(
         row["last_checkpoint_accuracy"] = float(curve["accuracy"].iloc[-1])
         separable = curve[curve["separable"]]
         if len(separable):
-            first = separable.iloc[0]
-            row.update(
-                earliest_separable_checkpoint=str(first["checkpoint"]),
-                earliest_separable_step=_optional(first["step"], int),
-                earliest_separable_layer=int(first["layer"]),
-                earliest_separable_accuracy=float(first["accuracy"]),
-                earliest_separable_ci_low=float(first["ci_low"]),
-                earliest_separable_ci_high=float(first["ci_high"]),
-            )
+            row.update(_cell_columns("earliest_separable", separable.iloc[0]))
         if dimension == POSITIVE_CONTROL and len(curve) >= 2:
             row["positive_control_passed"] = bool(not curve["separable"].iloc[0] and curve["separable"].iloc[-1])
     best = best_cell(metrics, model, dimension, ci_level)
     if best is not None:
-        row.update(
-            best_checkpoint=str(best["checkpoint"]),
-            best_step=_optional(best["step"], int),
-            best_layer=int(best["layer"]),
-            best_validation_accuracy=_optional(best["validation_accuracy"]),
-            best_accuracy=float(best["accuracy"]),
-            best_accuracy_ci_low=float(best["ci_low"]),
-            best_accuracy_ci_high=float(best["ci_high"]),
-        )
+        row.update(_cell_columns("best", best), best_validation_accuracy=_optional(best["validation_accuracy"]))
     control = negative_control(metrics, model, dimension, ci_level)
     row.update(control)
     if control["permuted_label_separable_fraction"] is not None:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from trusttrace.aggregate import _clean, to_arrow
+from trusttrace.aggregate import _clean, table_schema, to_arrow
 from trusttrace.errors import TrustTraceError
 
 # Normal quantile of the MI CIs (mi.CI_Z): the SE of a cell is (ci_high - value) / CI_Z.
@@ -64,12 +64,12 @@ NOISE_METHOD = (
     "{z_hold}*sqrt(...); calibrated: compression on <= 5% of null curves"
 )
 
-PHASES_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),
-        ("dimension", pa.string()),
-        ("layer", pa.int64()),
-        ("metric", pa.string()),
+PHASES_SCHEMA = table_schema(
+    *[
+        "model",
+        "dimension",
+        "layer",
+        "metric",
         ("input_reference", pa.string()),
         ("n_checkpoints", pa.int64()),
         ("fitting", pa.bool_()),

@@ -54,8 +54,8 @@ def _probe_lines(finding: dict, curve: pd.DataFrame) -> list[str]:
             f"layer {int(finding['earliest_separable_layer'])}, accuracy "
             + _interval(
                 finding["earliest_separable_accuracy"],
-                finding["earliest_separable_ci_low"],
-                finding["earliest_separable_ci_high"],
+                finding["earliest_separable_accuracy_ci_low"],
+                finding["earliest_separable_accuracy_ci_high"],
             )
         )
     lines.append(
