@@ -8,8 +8,9 @@ Inputs per cell are ``X_train`` (n_train, d), ``y_train`` (n_train,) in {0, 1}, 
   ``validation_accuracy`` (the number layers are chosen on; never reported as a finding), test ``accuracy`` with a
   Wilson score interval (exact enough at every n and never [1, 1] at accuracy 1), the ``majority_baseline`` (the
   test split's majority-class rate: what a constant predictor scores), ``permuted_label_accuracy`` (a negative
-  control: the same probe trained on permuted train labels and scored on the true test labels; it sits at chance
-  by construction, so a value far from it flags a leak or a bug. It is *not* Hewitt & Liang's control task, which
+  control: the same probe trained on train labels shuffled independently of the truth (``null_labels``: each true
+  class gets the same share of 1s) and scored on the true test labels; it sits at chance by construction, so a
+  value far from it flags a leak or a bug. It is *not* Hewitt & Liang's control task, which
   assigns random labels per word type), ``accuracy_above_permuted`` (``accuracy - permuted_label_accuracy``), a
   mass-mean probe (difference of class means; Marks & Tegmark 2023), and the predictive V-information
   ``H(Y) - CE`` in bits (Xu et al. 2020) estimated on the test split.
@@ -38,6 +39,7 @@ __all__ = [
     "v_information_bits",
     "validate_probe_inputs",
     "probe_metrics",
+    "null_labels",
     "probe_cell",
 ]
 
@@ -126,6 +128,26 @@ def wilson_interval(n_correct: int, n: int, level: float = 0.95) -> tuple[float,
     half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denominator
     # Clip float round-off: at p = 0 or 1 one bound is exactly 0 or 1 mathematically.
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def null_labels(y: np.ndarray, seed: int) -> np.ndarray:
+    """(n,) 0/1 labels with the class balance of ``y`` but independent of it: within each true class the same share
+    of rows gets label 1, at random (seeded).
+
+    A plain permutation of ``y`` keeps a chance correlation with it (about 1/sqrt(n)); on a dimension whose classes
+    are far apart, a probe trained on such labels follows the true direction and scores above chance on every
+    layer at once (one permutation serves the whole grid). Balanced within each class, the labels carry no
+    information about the truth, so the probe trained on them must sit at the baseline.
+    """
+    y = np.asarray(y).astype(np.int64)
+    rng = np.random.default_rng((int(seed), 1))
+    share = y.mean()
+    labels = np.zeros_like(y)
+    for value in (0, 1):
+        rows = np.flatnonzero(y == value)
+        ones = int(round(share * len(rows)))
+        labels[rng.permutation(rows)[:ones]] = 1
+    return labels
 
 
 def majority_baseline(y: np.ndarray) -> float:
@@ -287,7 +309,7 @@ def probe_metrics(
     ``X_validation`` (n_val, d) / ``y_validation`` (n_val,): held-out train-side rows on which a layer is chosen;
     without them (or with 0 rows) ``validation_accuracy`` is None and callers must correct for the layer search
     some other way. Deterministic for fixed inputs and ``settings.seed``: the probe uses ``random_state=seed``, the
-    label permutation ``default_rng((seed, 1))``.
+    null labels (``null_labels``) ``default_rng((seed, 1))``.
     """
     validate_probe_inputs(X_train, y_train, X_test, y_test, settings.min_rows_per_class)
     y_train = np.asarray(y_train).astype(np.int64)
@@ -308,8 +330,7 @@ def probe_metrics(
         validation_accuracy = float(np.mean(clf.predict(Xs_validation) == y_validation))
         n_validation = int(len(y_validation))
 
-    y_perm = np.random.default_rng((int(settings.seed), 1)).permutation(y_train)
-    permuted = _fit_probe(Xs_train, y_perm, settings)
+    permuted = _fit_probe(Xs_train, null_labels(y_train, settings.seed), settings)
     permuted_label_accuracy = float(np.mean(permuted.predict(Xs_test) == y_test))
 
     vinfo = v_information_bits(y_train, y_test, p_test)
