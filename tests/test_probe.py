@@ -10,8 +10,8 @@ from trusttrace.errors import TrustTraceError
 from trusttrace.probe import (
     ProbeSettings,
     majority_baseline,
-    null_labels,
     mass_mean_accuracy,
+    null_labels,
     probe_metrics,
     standardize,
     v_information_bits,
