@@ -375,12 +375,12 @@ def test_a_kill_inside_a_job_leaves_no_half_file_a_reader_accepts(tmp_path):
 import os, signal, sys
 import numpy as np
 from pathlib import Path
-from trusttrace import io, shards
+from trusttrace import io, layout, shards
 directory, stage = Path(sys.argv[1]), sys.argv[2]
 directory.mkdir()
 rows = np.arange(6)
 def shard(layer):
-    return shards.write_shard(directory / layer_file(layer, "parquet"), rows, rows % 2, ["train"] * 6,
+    return shards.write_shard(directory / layout.layer_file(layer, "parquet"), rows, rows % 2, ["train"] * 6,
                               np.full((6, 4), layer, np.float32), {"layer": layer})
 shard(0)
 io.write_json(directory / "cell.json", {"ok": 1})

@@ -301,7 +301,7 @@ def hf_config(models: dict) -> dict:
             for name, (repo, checkpoints, extra) in models.items()
         },
         "dimensions": {"reliability": {"demo": "reliability", "demo_size": 60, "trustworthy_label": 1}},
-        "probe": {"n_bootstrap": 200},
+        "probe": {"ci_level": 0.95},
         "mi": {"max_samples": 200},
         "steering": {"enabled": False},
     }

@@ -329,14 +329,14 @@ def test_every_cell_is_present_and_sane(real_run):
                     "accuracy_ci_low",
                     "accuracy_ci_high",
                     "mass_mean_accuracy",
-                    "control_accuracy",
+                    "permuted_label_accuracy",
+                    "validation_accuracy",
                 ):
                     assert 0.0 <= probe[key] <= 1.0, (checkpoint, dimension, layer, key, probe[key])
                 assert probe["accuracy_ci_low"] <= probe["accuracy"] <= probe["accuracy_ci_high"]
                 split_sizes = splits[dimension]
                 assert probe["n_test"] == split_sizes["test"]
-                # train only, or train + validation when the probe refits on both after choosing
-                assert probe["n_train"] in (split_sizes["train"], split_sizes["train"] + split_sizes["validation"])
+                assert probe["n_train"] == split_sizes["train"] and probe["n_validation"] == split_sizes["validation"]
                 assert probe["v_information_bits"] <= probe["h_y_bits"] + 1e-9
                 assert all(math.isfinite(v) for v in mi.values() if isinstance(v, float))
     # Layers 1..2 (block outputs) are never all degenerate on real text.

@@ -36,7 +36,10 @@ def _bad_utf8_row(raw: bytes, start: int) -> int:
     prefix = raw[:start].decode("utf-8-sig", errors="replace")
     # A sentinel character makes the row holding the bad byte a record even when it starts right there; blank
     # lines are skipped, as pandas skips them.
-    records = [record for record in csv.reader(io.StringIO(prefix + "x")) if record]
+    try:
+        records = [record for record in csv.reader(io.StringIO(prefix + "x", newline="")) if record]
+    except csv.Error:  # a stray quote or carriage return: count physical lines instead
+        return max(prefix.count("\n"), 0)
     return len(records) - 1
 
 
