@@ -149,3 +149,17 @@ def test_workflow_fetches_a_url_dimension_once(server, tmp_path):
     Handler.requests.clear()
     run_workflow(workdir, config, "--cores", "1", "--until", "prepare_dimension")
     assert Handler.requests == []
+
+
+def test_url_without_a_path_to_keep_it_is_refused(tmp_path):
+    from trusttrace.config import check_config, validate_schema
+
+    config = {
+        "models": {"m": {"source": "local", "checkpoints": [{"name": "c", "path": str(tmp_path)}]}},
+        "dimensions": {
+            "d": {"demo": "privacy", "url": "http://127.0.0.1:9/d.csv", "sha256": SHA, "trustworthy_label": 0}
+        },
+    }
+    validate_schema(config)
+    with pytest.raises(TrustTraceError, match="url needs csv, the path to keep the download at"):
+        check_config(config, check_files=False)

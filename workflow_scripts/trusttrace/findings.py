@@ -113,10 +113,12 @@ def _bonferroni_interval(row: pd.Series, n_layers: int, ci_level: float) -> tupl
     return wilson_interval(round(row["accuracy"] * n_test), n_test, level)
 
 
-def selected_layers(metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95) -> pd.DataFrame:
+def selected_layers(
+    metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95, *, cells: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per checkpoint (training order): the layer chosen on validation accuracy, its test accuracy and
     interval, the majority baseline, ``separable`` and ``selection`` (``validation`` or ``bonferroni``)."""
-    cells = probe_cells(metrics, model, dimension)
+    cells = probe_cells(metrics, model, dimension) if cells is None else cells
     rows = []
     for _, group in cells.groupby("checkpoint_index", sort=True):
         if group["validation_accuracy"].notna().all():
@@ -132,10 +134,12 @@ def selected_layers(metrics: pd.DataFrame, model: str, dimension: str, ci_level:
     return pd.DataFrame(rows, columns=columns).reset_index(drop=True)
 
 
-def best_cell(metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95) -> dict | None:
+def best_cell(
+    metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95, *, cells: pd.DataFrame | None = None
+) -> dict | None:
     """The grid's best (checkpoint, layer) chosen on validation accuracy (test accuracy without validation rows,
     then with a Bonferroni interval over every cell searched); None without probe cells."""
-    cells = probe_cells(metrics, model, dimension)
+    cells = probe_cells(metrics, model, dimension) if cells is None else cells
     if cells.empty:
         return None
     if cells["validation_accuracy"].notna().all():
@@ -175,9 +179,12 @@ def _layers_where(phases: pd.DataFrame, model: str, dimension: str, column: str)
     return sorted(int(layer) for layer in rows.loc[rows[column].fillna(False).astype(bool), "layer"].unique())
 
 
-def negative_control(metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95) -> dict:
+def negative_control(
+    metrics: pd.DataFrame, model: str, dimension: str, ci_level: float = 0.95, *, cells: pd.DataFrame | None = None
+) -> dict:
     """Mean permuted-label accuracy and the fraction of cells whose Wilson interval lies above the baseline."""
-    cells = probe_cells(metrics, model, dimension).dropna(subset=["permuted_label_accuracy", "n_test"])
+    cells = probe_cells(metrics, model, dimension) if cells is None else cells
+    cells = cells.dropna(subset=["permuted_label_accuracy", "n_test"])
     if cells.empty:
         return {"permuted_label_accuracy_mean": None, "permuted_label_separable_fraction": None}
     columns = (cells["permuted_label_accuracy"], cells["n_test"], cells["majority_baseline"])
@@ -201,7 +208,8 @@ def dimension_findings(
     """The findings row of one model x dimension (see the module docstring for every column)."""
     from trusttrace.steering_selection import select_steering
 
-    curve = selected_layers(metrics, model, dimension, ci_level)
+    cells = probe_cells(metrics, model, dimension)  # pivoted once, shared by every finding below
+    curve = selected_layers(metrics, model, dimension, ci_level, cells=cells)
     row: dict = {"model": model, "dimension": dimension, "n_checkpoints": len(curve)}
     if len(curve):
         row["selection"] = "validation" if (curve["selection"] == "validation").all() else "bonferroni"
@@ -213,10 +221,10 @@ def dimension_findings(
             row.update(_cell_columns("earliest_separable", separable.iloc[0]))
         if dimension == POSITIVE_CONTROL and len(curve) >= 2:
             row["positive_control_passed"] = bool(not curve["separable"].iloc[0] and curve["separable"].iloc[-1])
-    best = best_cell(metrics, model, dimension, ci_level)
+    best = best_cell(metrics, model, dimension, ci_level, cells=cells)
     if best is not None:
         row.update(_cell_columns("best", best), best_validation_accuracy=_optional(best["validation_accuracy"]))
-    control = negative_control(metrics, model, dimension, ci_level)
+    control = negative_control(metrics, model, dimension, ci_level, cells=cells)
     row.update(control)
     if control["permuted_label_separable_fraction"] is not None:
         row["negative_control_passed"] = control["permuted_label_separable_fraction"] <= NEGATIVE_CONTROL_MAX
