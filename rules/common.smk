@@ -88,18 +88,33 @@ STEERING_ENCODING = {
 }
 
 
-def cell_params(wildcards):
-    """The keys every per-cell metrics file repeats; taken from this cell's own wildcards only."""
-    position = tt_config.checkpoint_position(
-        config, wildcards.model, wildcards.checkpoint
-    )
+def cell_keys(model, checkpoint, dimension):
+    """The keys every per-cell metrics file repeats; from the cell's own model, checkpoint and dimension only."""
     return {
-        "model": wildcards.model,
-        "checkpoint": wildcards.checkpoint,
-        "dimension": wildcards.dimension,
-        **position,
+        "model": model,
+        "checkpoint": checkpoint,
+        "dimension": dimension,
+        **tt_config.checkpoint_position(config, model, checkpoint),
         # The seed of the data split; each analysis adds its own seed to the file.
         "split_seed": config["split"]["seed"],
+    }
+
+
+def cell_params(wildcards):
+    return cell_keys(wildcards.model, wildcards.checkpoint, wildcards.dimension)
+
+
+def steering_dimensions(wildcards):
+    """Per dimension, in config order: what a steering job scores one source checkpoint's cells with. Adding a
+    dimension changes these params (every steering job reruns, they are cheap); adding a checkpoint does not.
+    """
+    return {
+        dimension: {
+            "cell": cell_keys(wildcards.model, wildcards.checkpoint, dimension),
+            "trustworthy_label": spec["trustworthy_label"],
+            "prompt": tt_config.steering_prompt(config, dimension),
+        }
+        for dimension, spec in config["dimensions"].items()
     }
 
 
@@ -184,6 +199,12 @@ def dimension_source(wildcards):
     }
 
 
+def steering_target_threads(wildcards):
+    return config["models"][tt_config.steering_target(config, wildcards.model)[0]][
+        "threads"
+    ]
+
+
 def steering_target_record(wildcards):
     target_model, target_checkpoint = tt_config.steering_target(config, wildcards.model)
     return str(layout.model_record(target_model, target_checkpoint))
@@ -216,7 +237,7 @@ def steering_directories():
     if not config["steering"]["enabled"]:
         return []
     return expand_cells(
-        rules.steering_effect.output[0],
+        cells_of("steering"),
         lambda model: tt_config.steering_source_checkpoints(config, model),
     )
 

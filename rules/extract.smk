@@ -96,7 +96,7 @@ rule extract_activations:
         "results/benchmarks/extract_activations/{model}/{checkpoint}/{dimension}.tsv"
     conda:
         "../envs/trusttrace.yaml"
-    threads: 2
+    threads: lambda wildcards: config["models"][wildcards.model]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,

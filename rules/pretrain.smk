@@ -48,6 +48,8 @@ rule pretrain_checkpoint:
         "logs/pretrain_checkpoint/{model}/{checkpoint}.log",
     benchmark:
         "results/benchmarks/pretrain_checkpoint/{model}/{checkpoint}.tsv"
+    # The chain of segments is the run's critical path: a segment starts as soon as it can.
+    priority: 50
     conda:
         "../envs/trusttrace.yaml"
     threads: lambda wildcards: config["models"][wildcards.model]["pretrain"]["threads"]

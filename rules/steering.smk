@@ -21,33 +21,32 @@ rule steering_vectors:
 
 
 rule steering_effect:
-    """Add a source checkpoint's vectors to the target's residual stream; score validation and test statements."""
+    """Add one source checkpoint's vectors (every dimension) to the target, loaded once; score the statements."""
     input:
-        vectors=cells_of("steering_vectors"),
-        data=DATA,
+        vectors=expand(
+            cells_of("steering_vectors"), dimension=DIMENSIONS, allow_missing=True
+        ),
+        data=expand(DATA, dimension=DIMENSIONS),
         target=steering_target_record,
         target_gate=steering_target_gate,
         target_files=steering_target_files,
     output:
-        directory(cells_of("steering")),
+        directory(
+            expand(cells_of("steering"), dimension=DIMENSIONS, allow_missing=True)
+        ),
     log:
-        "logs/steering_effect/{model}/{checkpoint}/{dimension}.log",
+        "logs/steering_effect/{model}/{checkpoint}.log",
     benchmark:
-        "results/benchmarks/steering_effect/{model}/{checkpoint}/{dimension}.tsv"
+        "results/benchmarks/steering_effect/{model}/{checkpoint}.tsv"
     conda:
         "../envs/trusttrace.yaml"
-    threads: 2
+    threads: steering_target_threads
     resources:
         mem_mb=8000,
     params:
-        cell=cell_params,
+        dimensions=steering_dimensions,
         target_spec=steering_target_spec,
-        target=lambda wildcards: tt_config.steering_target(config, wildcards.model),
         steering=STEERING_CELL_SETTINGS,
-        trustworthy_label=lambda wildcards: config["dimensions"][wildcards.dimension][
-            "trustworthy_label"
-        ],
-        prompt=lambda wildcards: tt_config.steering_prompt(config, wildcards.dimension),
         encoding=STEERING_ENCODING,
     script:
         "../workflow_scripts/steering_effect.py"

@@ -275,10 +275,13 @@ def test_tiny_workflow_under_slurm_matches_local_run(slurm_cluster, tmp_path):
     assert jobs and states == {"COMPLETED"}, jobs
     submitted = slurm_log.read_text().count("has been submitted with SLURM jobid")
     assert submitted == len(jobs)
-    group_logs = list((slurm_dir / ".snakemake" / "slurm_logs").glob("group_cells*/**/*.log"))
-    assert group_logs, "no group job 'cells' was submitted"
-    # One probe, mi or steering_vectors job per target (each steering cell has its steering_vectors job).
-    assert len(group_logs) < len(cell_targets(TINY)), "per-cell jobs were submitted one by one"
+    # One group job per checkpoint: its extraction, per-cell analyses and steering ran together on one node.
+    group_logs = list((slurm_dir / ".snakemake" / "slurm_logs").glob("group_checkpoint-*/**/*.log"))
+    checkpoints = [c["name"] for c in yaml.safe_load(TINY.read_text())["models"]["tiny"]["checkpoints"]]
+    assert sorted({log.relative_to(slurm_dir / ".snakemake" / "slurm_logs").parts[0] for log in group_logs}) == sorted(
+        f"group_checkpoint-tiny-{checkpoint}" for checkpoint in checkpoints
+    ), group_logs
+    assert len(group_logs) == len(checkpoints), "a checkpoint's jobs were submitted in more than one SLURM job"
 
     # The jobs ran this venv's python.
     job_id = jobs[0].split("|")[0]

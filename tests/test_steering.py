@@ -354,3 +354,60 @@ def test_scoring_backs_off_on_out_of_memory(tiny_model, monkeypatch, caplog):
     monkeypatch.setattr(model, "forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         score_under_shifts(model, 1, ids, jobs, shifts, _mean_token_loglik, batch_size=8)
+
+
+def test_one_steering_job_scores_every_dimension_of_a_checkpoint_as_separate_jobs_would(tiny_model, tmp_path):
+    """write_checkpoint_steering (one target load for all dimensions) writes, per dimension, the files that
+    write_steering_cells writes for that dimension alone; mismatched inputs fail before any forward pass."""
+    import pandas as pd
+    from trusttrace.steering import write_checkpoint_steering, write_steering_cells
+
+    model, tokenizer = tiny_model
+    rng = np.random.default_rng(0)
+    settings = {
+        "layers": [1],
+        "alphas": [-1, 0, 1],
+        "positions": "last",
+        "n_random": 2,
+        "n_bootstrap": 50,
+        "seed": 0,
+        "max_statements": None,
+    }
+    common = {
+        "settings": settings,
+        "encoding": {"special_tokens": "auto", "max_length": 8},
+        "spec": {"chat": False, "batch_size": 4},
+        "target": {"model": "tiny", "checkpoint": "final"},
+    }
+    dimensions, data, vectors, outputs = {}, [], [], []
+    for name, label in (("one", 1), ("two", 0)):
+        frame = pd.DataFrame(
+            {
+                "row_id": range(6),
+                "statement": STATEMENTS[:6],
+                "label": [1, 0, 1, 0, 1, 0],
+                "split": ["validation", "validation", "test", "test", "test", "test"],
+            }
+        )
+        vector_dir = tmp_path / "vectors" / name
+        vector_dir.mkdir(parents=True)
+        save_vectors(vector_dir / "layer=1.safetensors", {1: rng.normal(size=32).astype(np.float32)}, {})
+        (vector_dir / "layer=1.json").write_text("{}")
+        cell = {"model": "tiny", "checkpoint": "step0", "dimension": name}
+        dimensions[name] = {"cell": cell, "trustworthy_label": label, "prompt": None}
+        data.append(frame)
+        vectors.append(vector_dir)
+        outputs.append(tmp_path / "together" / name)
+        alone = tmp_path / "alone" / name
+        write_steering_cells(
+            model, tokenizer, frame, vector_dir, alone, cell=cell, trustworthy_label=label, prompt=None, **common
+        )
+    write_checkpoint_steering(model, tokenizer, dimensions, data=data, vectors=vectors, outputs=outputs, **common)
+    for name in dimensions:
+        together = (tmp_path / "together" / name / "layer=1.json").read_bytes()
+        assert together == (tmp_path / "alone" / name / "layer=1.json").read_bytes()
+        assert b'"effects"' in together
+    with pytest.raises(TrustTraceError, match=r"2 dimensions but 1 data tables"):
+        write_checkpoint_steering(
+            model, tokenizer, dimensions, data=data[:1], vectors=vectors, outputs=outputs, **common
+        )

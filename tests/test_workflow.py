@@ -61,6 +61,30 @@ def test_every_cell_is_written(finished_run):
         assert any((finished_run / directory).rglob("*")), directory
 
 
+def test_every_job_logs_where_its_time_went(finished_run):
+    """Each job's log ends with its timing line (process start to main, model load, compute), which
+    benchmarks/bench_overhead.py reads; model jobs spend time loading, the others none."""
+    from trusttrace.io import parse_job_timing
+
+    for rule in ("extract_activations", "steering_effect", "probe", "mutual_information", "steering_vectors"):
+        logs = sorted((finished_run / "logs" / rule).rglob("*.log"))
+        assert logs, rule
+        for log in logs:
+            timings = [t for t in map(parse_job_timing, log.read_text().splitlines()) if t]
+            assert len(timings) == 1, log
+            timing = timings[0]
+            assert 0.05 < timing["before_main"] < 120 and timing["compute"] > 0, (log, timing)
+            if rule in ("extract_activations", "steering_effect"):
+                assert timing["load"] > 0.01, (log, timing)
+            else:
+                assert timing["load"] == 0.0, (log, timing)
+    # One steering job per source checkpoint, covering every dimension.
+    assert sorted(p.name for p in (finished_run / "logs" / "steering_effect" / "tiny").iterdir()) == [
+        "step0.log",
+        "step8.log",
+    ]
+
+
 def test_shards_equal_the_models_own_hidden_states(finished_run):
     import pandas as pd
     import torch

@@ -172,8 +172,10 @@ def write_activation_shards(
     from pathlib import Path
 
     from trusttrace import layout
+    from trusttrace.io import mark_compute_start
     from trusttrace.shards import read_manifest, write_manifest, write_shard
 
+    mark_compute_start()
     input_ids, truncated = encode_statements(
         tokenizer,
         data["statement"].tolist(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -58,7 +59,8 @@ class _LogFile:
 
 
 def setup_job_logging(log_path: str | Path | None) -> None:
-    """Send logging and stderr (progress bars, warnings, tracebacks) to the job's log file."""
+    """Send logging and stderr (progress bars, warnings, tracebacks) to the job's log file, and log where the
+    job's time went when it exits (see ``job_timing``)."""
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handle = open(log_path, "a", buffering=1)  # noqa: SIM115 (open for the rest of the job)
@@ -66,6 +68,53 @@ def setup_job_logging(log_path: str | Path | None) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    if not _JOB_CLOCK:
+        _JOB_CLOCK["main"] = time.perf_counter()
+        _JOB_CLOCK["before_main"] = process_age_seconds()
+        atexit.register(lambda: logging.getLogger(__name__).info(job_timing()))
+
+
+# ---- where a job's time goes ----------------------------------------------------------------------------------
+# A job is a fresh Python process: the interpreter, Snakemake's script preamble and the imports run before the
+# script's main(); jobs that run a model then load it; the rest is compute and writing. Each job logs these as one
+# "job timing" line (benchmarks/bench_overhead.py collects them). Marks are perf_counter values of this process.
+_JOB_CLOCK: dict[str, float | None] = {}
+JOB_TIMING_PREFIX = "job timing:"
+
+
+def process_age_seconds() -> float | None:
+    """Seconds since this process started (Linux: /proc), None where that cannot be read."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def mark_compute_start() -> None:
+    """The job's model (if any) is loaded and its computation starts now (the first call counts)."""
+    _JOB_CLOCK.setdefault("compute", time.perf_counter())
+
+
+def job_timing() -> str:
+    """``job timing: before_main=<s> load=<s> compute=<s>`` (seconds): process start to main(), main() to the
+    start of the computation (loading the model; 0 for jobs without one), computation and writing to now."""
+    now = time.perf_counter()
+    main = _JOB_CLOCK.get("main", now)
+    compute = _JOB_CLOCK.get("compute", main)
+    before = _JOB_CLOCK.get("before_main")
+    before_text = "nan" if before is None else f"{before:.3f}"
+    return f"{JOB_TIMING_PREFIX} before_main={before_text} load={compute - main:.3f} compute={now - compute:.3f}"
+
+
+def parse_job_timing(line: str) -> dict[str, float] | None:
+    """The seconds of a ``job_timing`` line, None for any other line."""
+    if JOB_TIMING_PREFIX not in line:
+        return None
+    fields = line.split(JOB_TIMING_PREFIX, 1)[1].split()
+    return {key: float(value) for key, value in (field.split("=", 1) for field in fields)}
 
 
 def _plain(value: Any) -> Any:

@@ -772,3 +772,45 @@ def write_steering_cells(
             "trustworthy_label": trustworthy_label,
         }
         write_cell(output / layout.layer_file(layer, "json"), keys, lambda layer=layer: steer(layer))
+
+
+def write_checkpoint_steering(
+    model,
+    tokenizer,
+    dimensions: dict[str, dict],
+    *,
+    data: list,
+    vectors: list,
+    outputs: list,
+    settings: dict,
+    encoding: dict,
+    spec: dict,
+    target: dict,
+) -> None:
+    """Evaluate one source checkpoint's vectors of every dimension on the target ``model``, loaded once for all of
+    them (``write_steering_cells`` per dimension).
+
+    ``dimensions``: per dimension name, in order, its ``cell`` keys, ``trustworthy_label`` and ``prompt``;
+    ``data``, ``vectors``, ``outputs``: that dimension's prepared table, vector directory and output directory, in
+    the same order.
+    """
+    from trusttrace.io import mark_compute_start
+
+    mark_compute_start()
+    if not len(dimensions) == len(data) == len(vectors) == len(outputs):
+        raise TrustTraceError(
+            f"write_checkpoint_steering: {len(dimensions)} dimensions but {len(data)} data tables, "
+            f"{len(vectors)} vector directories and {len(outputs)} output directories"
+        )
+    for (name, keys), table, vector_dir, output in zip(dimensions.items(), data, vectors, outputs, strict=True):
+        log.info("steering %s/%s: %s", keys["cell"]["model"], keys["cell"]["checkpoint"], name)
+        write_steering_cells(
+            *(model, tokenizer, table, vector_dir, output),
+            settings=settings,
+            encoding=encoding,
+            spec=spec,
+            cell=keys["cell"],
+            target=target,
+            trustworthy_label=keys["trustworthy_label"],
+            prompt=keys["prompt"],
+        )
