@@ -22,12 +22,12 @@ for all L layers) and prints its cost relative to the point estimates of the sam
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import load_average
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow_scripts"))
 
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     threads = "as configured" if args.blas_threads is None else str(args.blas_threads)
     print(
         f"m={args.m} d={args.d} L={L} seed={args.seed} repeats={args.repeats} (best time of each piece), "
-        f"BLAS threads: {threads}, 1-min load average: {os.getloadavg()[0]:.1f}"
+        f"BLAS threads: {threads}, {load_average()}"
     )
     print(f"{'seconds':<34}{'wall':>10}{'cpu':>10}")
     rows = [
