@@ -172,6 +172,8 @@ def test_adding_a_dimension_plans_only_its_jobs(finished_run):
     config["dimensions"]["toxicity"] = {"demo": "toxicity", "demo_size": 60, "trustworthy_label": 0}
     jobs = planned_jobs(run_snakemake(finished_run, config, "--dry-run"))
     assert jobs["extract_activations"] == 2 and jobs["probe"] == 2 and jobs["mutual_information"] == 2
+    # The new dimension's vectors; every steering job reruns (one per source checkpoint, all dimensions in it).
+    assert jobs["steering_vectors"] == 2 and jobs["steering_effect"] == 2
     assert "pretrain_checkpoint" not in jobs and "resolve_checkpoint" not in jobs
     assert jobs["demo_dataset"] == 1 and jobs["prepare_dimension"] == 1
 
