@@ -95,6 +95,9 @@ rule materialise_checkpoint:
     conda:
         "../envs/trusttrace.yaml"
     threads: 2
+    # Before further resolve_checkpoint jobs: with hub_cache evict a revision stays in the HF cache until its
+    # copy is made, so copies first keep the cache at the checkpoints in flight.
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=60,
