@@ -151,9 +151,9 @@ def load_recorded(record: dict, spec: dict, threads: int | None = None, local_co
 
     ``local_copy``: the checkpoint's local copy (``trusttrace.local_copy``, rule materialise_checkpoint), loaded
     instead of the original after checking that it belongs to ``record``; always safetensors, so pickles stay off.
+    None or empty (a rule input with no copy: pre-trained checkpoints are local safetensors already): the original.
     """
     set_threads(threads)
-    placement = {"device_map": spec.get("device_map"), "load_in": spec.get("load_in")}
     if local_copy:
         from trusttrace.local_copy import check_local_copy
 
@@ -171,7 +171,8 @@ def load_recorded(record: dict, spec: dict, threads: int | None = None, local_co
         device=resolve_device(spec["device"]),
         trust_remote_code=spec["trust_remote_code"],
         allow_pickle_weights=allow_pickle_weights,
-        **placement,
+        device_map=spec.get("device_map"),
+        load_in=spec.get("load_in"),
     )
 
 
