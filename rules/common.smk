@@ -28,6 +28,7 @@ NAME = "[A-Za-z0-9][A-Za-z0-9._-]*"
 # Every results path of the analysis comes from trusttrace.layout (the library and the Python API use it too).
 DATA = layout.pattern(layout.DATA)
 MODEL_RECORD = layout.pattern(layout.MODEL_RECORD)
+LOCAL_COPY = layout.pattern(layout.LOCAL_COPY)
 ACTIVATIONS = layout.pattern(layout.ACTIVATIONS)
 
 
@@ -49,8 +50,9 @@ DIMENSIONS = list(config["dimensions"])
 
 
 # Not settings of a cell: the checkpoint list (adding a checkpoint must leave old jobs' params as they were; a
-# changed param reruns every cell of the model) and the duplicate-weights gate's settings (rules/extract.smk).
-NOT_CELL_SETTINGS = ("checkpoints", "duplicate_weights", "duplicate_check")
+# changed param reruns every cell of the model), the duplicate-weights gate's settings (rules/extract.smk) and
+# what happens to the HF cache once a local copy is made (hub_cache: where files live, not what a cell computes).
+NOT_CELL_SETTINGS = ("checkpoints", "duplicate_weights", "duplicate_check", "hub_cache")
 
 
 def model_settings(model):
@@ -150,6 +152,31 @@ def checkpoint_files_of(model, checkpoint):
 
 def checkpoint_files(wildcards):
     return checkpoint_files_of(wildcards.model, wildcards.checkpoint)
+
+
+def local_copy_of(model, checkpoint):
+    """The local copy a job loading this checkpoint reads (hf, local); nothing for pretrain (already local
+    safetensors). ancient(): a copy re-made after temp() removed it never reruns the jobs that read the old one;
+    changed weights still do, through the checkpoint's record."""
+    if config["models"][model]["source"] == "pretrain":
+        return []
+    return ancient(str(layout.local_copy_dir(model, checkpoint)))
+
+
+def local_copy_settings(wildcards):
+    """The settings a checkpoint's local copy is made with (its dtype, and how its source may be read)."""
+    spec = config["models"][wildcards.model]
+    return {
+        key: spec[key] for key in ("dtype", "trust_remote_code", "allow_pickle_weights")
+    }
+
+
+def local_copy(wildcards):
+    return local_copy_of(wildcards.model, wildcards.checkpoint)
+
+
+def steering_target_local_copy(wildcards):
+    return local_copy_of(*tt_config.steering_target(config, wildcards.model))
 
 
 def checkpoint_records_up_to(wildcards):

@@ -81,6 +81,36 @@ rule check_checkpoint_integrity:
         "../workflow_scripts/check_checkpoint_integrity.py"
 
 
+rule materialise_checkpoint:
+    """Read a hub or local checkpoint once into a local safetensors copy in the compute dtype (hub_cache: evict frees its revision)."""
+    input:
+        record=MODEL_RECORD,
+        gate=checkpoint_gate,
+    output:
+        temp(directory(LOCAL_COPY)),
+    log:
+        "logs/materialise_checkpoint/{model}/{checkpoint}.log",
+    benchmark:
+        "results/benchmarks/materialise_checkpoint/{model}/{checkpoint}.tsv"
+    conda:
+        "../envs/trusttrace.yaml"
+    threads: 2
+    # Before further resolve_checkpoint jobs: with hub_cache evict a revision stays in the HF cache until its
+    # copy is made, so copies first keep the cache at the checkpoints in flight.
+    priority: 10
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        # Only what the copy's bytes depend on; each is also in the spec of every job that reads the copy, so a
+        # change reruns those anyway. Any other changed param would remake every copy, and a copy re-made after
+        # temp() removed it reruns the jobs reading it (ancient() spares only inputs that exist): hub_cache is
+        # therefore read by the script from the config.
+        copy_settings=local_copy_settings,
+    script:
+        "../workflow_scripts/materialise_checkpoint.py"
+
+
 rule extract_activations:
     """Run a checkpoint over a dimension's statements and write one Parquet shard per layer."""
     input:
@@ -88,6 +118,7 @@ rule extract_activations:
         record=MODEL_RECORD,
         gate=checkpoint_gate,
         files=checkpoint_files,
+        local_copy=local_copy,
     output:
         directory(ACTIVATIONS),
     log:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import REPO, SYSTEM_PARTS_USED, TINY_SETTINGS, system_part_used  # noqa: F401 (fixtures and hooks)
+
+# The library of this checkout, in process and in the subprocesses tests start, even where the environment has
+# another checkout's trusttrace installed (an editable install points at one working tree only).
+LIBRARY = str(REPO / "workflow_scripts")
+sys.path.insert(0, LIBRARY)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (LIBRARY, os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="session")

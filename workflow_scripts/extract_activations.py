@@ -15,7 +15,7 @@ from trusttrace.models import load_recorded
 def main(smk):
     setup_job_logging(smk.log[0])
     record = read_json(smk.input.record)
-    model, tokenizer = load_recorded(record, smk.params.spec, threads=smk.threads)
+    model, tokenizer = load_recorded(record, smk.params.spec, threads=smk.threads, local_copy=smk.input.local_copy)
     data = pd.read_parquet(smk.input.data)
     write_activation_shards(
         *(model, tokenizer, data, smk.output[0]),

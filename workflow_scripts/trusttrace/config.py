@@ -328,6 +328,12 @@ def _check_model(config: dict, model: str, spec: dict, check_files: bool) -> Non
         pretrain = spec["pretrain"]
         if pretrain["hidden_size"] % pretrain["num_heads"]:
             raise TrustTraceError(f"config error at {where}.pretrain: hidden_size must be a multiple of num_heads")
+    if spec.get("hub_cache", "keep") == "evict" and source != "hf":
+        # Only a hub revision has a cached copy to evict; deleting a local or pre-trained directory is never meant.
+        raise TrustTraceError(
+            f"config error at {where}.hub_cache: evict deletes a hub revision from the HF cache and only applies "
+            f"to source: hf (this model is {source}); remove it or set hub_cache: keep"
+        )
     if source == "hf" and "repo" not in spec:
         raise TrustTraceError(f"config error at {where}: source: hf needs repo (e.g. EleutherAI/pythia-160m)")
     if source == "local":

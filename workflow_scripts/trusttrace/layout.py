@@ -14,6 +14,9 @@ RESULTS = "results"
 
 DATA = "{results}/data/{dimension}.parquet"
 MODEL_RECORD = "{results}/models/{model}/{checkpoint}.json"
+# A checkpoint's fast-loading local copy (safetensors in the compute dtype), made from its record and removed by
+# Snakemake (temp) once every job that loads it is done.
+LOCAL_COPY = "{results}/local_copies/{model}/{checkpoint}"
 ACTIVATIONS = "{results}/activations/{model}/{checkpoint}/{dimension}"
 # Per-cell directories of the analyses, one file per layer: results/<step>/<model>/<checkpoint>/<dimension>/.
 CELL_STEPS = ("probe", "mi", "steering_vectors", "steering")
@@ -60,6 +63,10 @@ def data_table(dimension: str, results: str | Path = RESULTS) -> Path:
 
 def model_record(model: str, checkpoint: str, results: str | Path = RESULTS) -> Path:
     return Path(MODEL_RECORD.format(results=results, model=model, checkpoint=checkpoint))
+
+
+def local_copy_dir(model: str, checkpoint: str, results: str | Path = RESULTS) -> Path:
+    return Path(LOCAL_COPY.format(results=results, model=model, checkpoint=checkpoint))
 
 
 def activations_dir(model: str, checkpoint: str, dimension: str, results: str | Path = RESULTS) -> Path:

@@ -136,22 +136,41 @@ def _quantization(load_in: str, where: str):
     return BitsAndBytesConfig(load_in_8bit=load_in == "8bit", load_in_4bit=load_in == "4bit")
 
 
-def load_recorded(record: dict, spec: dict, threads: int | None = None):
-    """(model, tokenizer) of a checkpoint resolved by ``resolve_checkpoint`` (its JSON record), loaded with the
-    model's settings from the config (dtype, device or device_map, load_in, remote code, pickle weights);
-    ``threads``: torch's CPU threads for the job."""
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads for a job (None: torch's default)."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+def load_recorded(record: dict, spec: dict, threads: int | None = None, local_copy: str | Path | None = None):
+    """(model, tokenizer) of a checkpoint resolved by ``resolve_checkpoint`` (its JSON record), loaded with the
+    model's settings from the config (dtype, device or device_map, load_in, remote code, pickle weights);
+    ``threads``: torch's CPU threads for the job.
+
+    ``local_copy``: the checkpoint's local copy (``trusttrace.local_copy``, rule materialise_checkpoint), loaded
+    instead of the original after checking that it belongs to ``record``; always safetensors, so pickles stay off.
+    None or empty (a rule input with no copy: pre-trained checkpoints are local safetensors already): the original.
+    """
+    set_threads(threads)
+    if local_copy:
+        from trusttrace.local_copy import check_local_copy
+
+        check_local_copy(local_copy, record, spec)
+        location, revision, allow_pickle_weights = str(local_copy), None, False
+    else:
+        location = record["load_from"]
+        revision = record["revision"] if record["source"] == "hf" else None
+        allow_pickle_weights = spec["allow_pickle_weights"]
     return load_model_and_tokenizer(
-        record["load_from"],
-        record["revision"] if record["source"] == "hf" else None,
+        location,
+        revision,
         model_name=record["model"],
         dtype=spec["dtype"],
         device=resolve_device(spec["device"]),
         trust_remote_code=spec["trust_remote_code"],
-        allow_pickle_weights=spec["allow_pickle_weights"],
+        allow_pickle_weights=allow_pickle_weights,
         device_map=spec.get("device_map"),
         load_in=spec.get("load_in"),
     )
