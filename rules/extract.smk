@@ -92,12 +92,12 @@ rule materialise_checkpoint:
         "logs/materialise_checkpoint/{model}/{checkpoint}.log",
     benchmark:
         "results/benchmarks/materialise_checkpoint/{model}/{checkpoint}.tsv"
-    conda:
-        "../envs/trusttrace.yaml"
-    threads: 2
     # Before further resolve_checkpoint jobs: with hub_cache evict a revision stays in the HF cache until its
     # copy is made, so copies first keep the cache at the checkpoints in flight.
     priority: 10
+    conda:
+        "../envs/trusttrace.yaml"
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,

@@ -30,6 +30,7 @@ rule steering_effect:
         target=steering_target_record,
         target_gate=steering_target_gate,
         target_files=steering_target_files,
+        target_copy=steering_target_local_copy,
     output:
         directory(
             expand(cells_of("steering"), dimension=DIMENSIONS, allow_missing=True)

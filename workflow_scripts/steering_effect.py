@@ -12,7 +12,9 @@ from trusttrace.steering import write_checkpoint_steering
 def main(smk):
     setup_job_logging(smk.log[0])
     target = read_json(smk.input.target)
-    model, tokenizer = load_recorded(target, smk.params.target_spec, threads=smk.threads)
+    model, tokenizer = load_recorded(
+        target, smk.params.target_spec, threads=smk.threads, local_copy=smk.input.target_copy
+    )
     write_checkpoint_steering(
         *(model, tokenizer, smk.params.dimensions),
         data=list(smk.input.data),
