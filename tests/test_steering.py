@@ -346,7 +346,9 @@ def test_scoring_backs_off_on_out_of_memory(tiny_model, monkeypatch, caplog):
     with caplog.at_level("WARNING"):
         backed_off = score_under_shifts(model, 1, ids, jobs, shifts, _mean_token_loglik, batch_size=8)
     np.testing.assert_allclose(backed_off, reference, rtol=1e-5)
-    assert calls[0] == 8 and max(calls[1:]) <= 4 and "out of memory at steering batch size 8" in caplog.text
+    # The first pass caches block 1's output of the 6 sequences (6 -> 3 -> 1), then the 12 jobs go 8 -> 4 -> 2
+    # (and the first batch once more through every block, the check of the cached path).
+    assert calls[0] == 6 and calls.count(8) == 2 and "out of memory at steering batch size 8" in caplog.text
 
     def broken(*args, **kwargs):
         raise RuntimeError("shape mismatch")
@@ -411,3 +413,54 @@ def test_one_steering_job_scores_every_dimension_of_a_checkpoint_as_separate_job
         write_checkpoint_steering(
             model, tokenizer, dimensions, data=data[:1], vectors=vectors, outputs=outputs, **common
         )
+
+
+def _last_position_logits(logits, ids, mask, batch_jobs):
+    return logits[:, -1, :8]
+
+
+@pytest.mark.parametrize(
+    "positions, left_pad, reduce", [("all", False, _mean_token_loglik), ("last", True, _last_position_logits)]
+)
+def test_reusing_the_unshifted_blocks_gives_the_scores_of_the_full_forward(tiny_model, positions, left_pad, reduce):
+    """Blocks before the steered one see no shift: computing them once per statement (stand-ins meanwhile) gives
+    the scores of running every block for every condition, within float rounding, at every steered layer."""
+    model, tokenizer = tiny_model
+    ids = [tokenizer(s)["input_ids"] for s in STATEMENTS]
+    rng = np.random.default_rng(0)
+    shifts = np.concatenate([np.zeros((1, 32)), rng.normal(size=(3, 32)) * 3]).astype(np.float32)
+    jobs = np.array([(i, c) for c in range(len(shifts)) for i in range(len(ids))])
+    blocks_before = list(decoder_blocks(model))
+    for layer in (1, 2):
+        kwargs = {"positions": positions, "left_pad": left_pad, "batch_size": 5}
+        fast = score_under_shifts(model, layer, ids, jobs, shifts, reduce, **kwargs)
+        plain = score_under_shifts(model, layer, ids, jobs, shifts, reduce, reuse_prefix=False, **kwargs)
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5)
+        by_condition = plain[:, 0].reshape(len(shifts), -1)
+        assert np.ptp(by_condition, axis=0).max() > 1e-3  # the shifts do change the scores
+    assert list(decoder_blocks(model)) == blocks_before  # the real blocks are back
+
+
+def test_a_model_whose_blocks_cannot_be_skipped_falls_back_to_the_full_forward(tiny_model, caplog):
+    """A model that reads something from a block before the steered one at a later point (here: a hook adds 1 to
+    the final norm's input when block 1 ran) scores differently with stand-ins: the first-batch check sees it,
+    warns, and every condition is scored through every block."""
+    model, tokenizer = tiny_model
+    ids = [tokenizer(s)["input_ids"] for s in STATEMENTS]
+    shifts = np.stack([np.zeros(32), np.random.default_rng(0).normal(size=32)]).astype(np.float32)
+    jobs = np.array([(i, c) for c in range(2) for i in range(len(ids))])
+    ran = {}
+    handles = [
+        model.get_input_embeddings().register_forward_pre_hook(lambda module, args: ran.update(block1=False)),
+        decoder_blocks(model)[0].register_forward_hook(lambda module, args, output: ran.update(block1=True)),
+        model.model.norm.register_forward_pre_hook(lambda module, args: (args[0] + (1.0 if ran["block1"] else 0.0),)),
+    ]
+    try:
+        plain = score_under_shifts(model, 2, ids, jobs, shifts, _mean_token_loglik, reuse_prefix=False)
+        with caplog.at_level("WARNING"):
+            checked = score_under_shifts(model, 2, ids, jobs, shifts, _mean_token_loglik)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert "cannot be reused across conditions" in caplog.text
+    np.testing.assert_array_equal(checked, plain)

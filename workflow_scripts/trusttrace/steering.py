@@ -252,6 +252,109 @@ def steered(model, layer: int, vector, alpha: float, *, positions: str = "all"):
 # Batched scoring under many shifts at once
 
 
+class _StopForward(Exception):
+    """Raised by the capture hook: the blocks after the steered one are not needed for the cache."""
+
+
+def _pad_rows(rows_of, widths, left_pad: bool, make):
+    """A (len(rows_of), max width, ...) tensor from per-row tensors, padded on the left or the right."""
+    width = int(max(widths))
+    out = make(width)
+    for r, (values, length) in enumerate(zip(rows_of, widths, strict=True)):
+        if left_pad:
+            out[r, width - length :] = values
+        else:
+            out[r, :length] = values
+    return out
+
+
+def _batch_tensors(sequences, picked, left_pad: bool, device):
+    """(ids, attention mask, position ids) of the sequences ``picked``, padded (position ids follow the mask)."""
+    import torch
+
+    lengths = [len(sequences[i]) for i in picked]
+    ids = _pad_rows(
+        [torch.tensor(sequences[i]) for i in picked],
+        lengths,
+        left_pad,
+        lambda w: torch.zeros((len(picked), w), dtype=torch.long),
+    )
+    mask = _pad_rows(
+        [torch.ones(n, dtype=torch.long) for n in lengths],
+        lengths,
+        left_pad,
+        lambda w: torch.zeros((len(picked), w), dtype=torch.long),
+    )
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _stand_in(state: dict, tuple_output: bool, emit_cached: bool):
+    """A module taking a block's place while conditions are scored from cached block outputs: it hands on its input
+    hidden states or (``emit_cached``) emits ``state['cached']``, in the form the real block returns."""
+    import torch
+
+    class StandIn(torch.nn.Module):
+        def forward(self, *args, **kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if emit_cached:
+                hidden = state["cached"].to(device=hidden.device, dtype=hidden.dtype)
+            return (hidden,) if tuple_output else hidden
+
+    return StandIn()
+
+
+@contextlib.contextmanager
+def _blocks_replaced(blocks, layer: int, state: dict, tuple_output: bool):
+    """Blocks 1..layer replaced by stand-ins (the last emits the cached output of block ``layer``), restored after,
+    also on error. Yields the stand-in of block ``layer`` (the steering hook goes there)."""
+    originals = [blocks[i] for i in range(layer)]
+    try:
+        for i in range(layer):
+            blocks[i] = _stand_in(state, tuple_output, emit_cached=i == layer - 1)
+        yield blocks[layer - 1]
+    finally:
+        for i, block in enumerate(originals):
+            blocks[i] = block
+
+
+def _cache_block_outputs(model, block, sequences, left_pad: bool, batch_size: int, device):
+    """(per sequence: the output of ``block`` at its real positions, (len, hidden) on the CPU; whether the block
+    returns a tuple): every sequence's forward pass once, stopped right after ``block``."""
+    import torch
+
+    cached: list = [None] * len(sequences)
+    seen: dict = {}
+    order = np.argsort([-len(seq) for seq in sequences], kind="stable")
+    pending = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def capture(module, args, output):
+        seen["tuple"] = isinstance(output, tuple)
+        seen["states"] = (output[0] if seen["tuple"] else output).detach().to("cpu")
+        raise _StopForward
+
+    handle = block.register_forward_hook(capture)
+    try:
+        while pending:
+            picked = pending.pop(0)
+            ids, mask, position_ids = _batch_tensors(sequences, picked, left_pad, device)
+            try:
+                with torch.no_grad():
+                    model(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
+            except _StopForward:
+                pass
+            except (RuntimeError, torch.OutOfMemoryError) as error:
+                requeue_halves(error, picked, pending, device, "steering")
+                continue
+            width = seen["states"].shape[1]
+            for r, s in enumerate(picked):
+                n = len(sequences[s])
+                cached[s] = seen["states"][r, width - n :] if left_pad else seen["states"][r, :n]
+    finally:
+        handle.remove()
+    return cached, seen.get("tuple", False)
+
+
 def score_under_shifts(
     model,
     layer: int,
@@ -264,6 +367,7 @@ def score_under_shifts(
     left_pad: bool = False,
     last_logits_only: bool = False,
     batch_size: int = 32,
+    reuse_prefix: bool = True,
 ) -> np.ndarray:
     """(len(jobs), k) float64: ``reduce(logits, input_ids, mask, batch_jobs)`` -> (rows, k) for every job (sequence
     index, shift index; ``batch_jobs`` are the batch's rows of ``jobs``), where the job's row of the batch gets
@@ -274,53 +378,85 @@ def score_under_shifts(
     follow the attention mask). ``last_logits_only``: the reducer reads position -1 only, so ask the model for
     that position's logits alone (``logits_to_keep=1``; a model without the argument computes all). The batch size
     halves on out-of-memory instead of failing (down to 1).
+
+    ``reuse_prefix`` (positions ``all`` and ``last``): blocks 1..layer see no shift, so their output is computed
+    once per sequence and each condition runs only the blocks after ``layer`` (stand-ins take the place of blocks
+    1..layer meanwhile): with the steered layer in the middle, about half of the blocks' work. The first batch is
+    also scored through every block; if the two differ beyond float rounding (a model whose blocks do more than
+    hand on hidden states), a warning is logged and every batch is scored through every block.
     """
     import torch
 
+    from trusttrace.models import decoder_blocks
+
     block = _check_target(model, layer, shifts.shape[1])
+    blocks = decoder_blocks(model)
     device = input_device(model)  # where the token ids go: the embedding's device (device_map aware)
     parameter = block_parameter(block)
     shift_table = torch.as_tensor(np.asarray(shifts)).to(device=parameter.device, dtype=parameter.dtype)
     jobs = np.asarray(jobs, dtype=np.int64).reshape(-1, 2)
     lengths = np.array([len(sequences[s]) for s in jobs[:, 0]])
     order = np.lexsort((jobs[:, 1], jobs[:, 0], -lengths))
-    pending = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    state: dict = {}
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     accepts_logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
-    handle = block.register_forward_hook(_shift_hook(positions, state))
-    out = None
-    try:
-        while pending:
-            rows = pending.pop(0)
-            width = int(lengths[rows].max())
-            ids = torch.zeros((len(rows), width), dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, job in enumerate(rows):
-                seq = sequences[jobs[job, 0]]
-                if left_pad:
-                    ids[r, width - len(seq) :], mask[r, width - len(seq) :] = torch.tensor(seq), 1
-                else:
-                    ids[r, : len(seq)], mask[r, : len(seq)] = torch.tensor(seq), 1
-            ids, mask = ids.to(device), mask.to(device)
-            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            state["shift"] = shift_table[torch.as_tensor(jobs[rows, 1], device=shift_table.device)][:, None, :]
+
+    def score(batches, cached=None, tuple_output=False) -> np.ndarray:
+        """Every job of ``batches``; through the stand-ins when ``cached`` holds the block outputs."""
+        out = np.full((len(jobs), 1), np.nan)
+        state: dict = {}
+        pending = list(batches)
+        replaced = _blocks_replaced(blocks, layer, state, tuple_output) if cached else contextlib.nullcontext(block)
+        with replaced as hooked:
+            handle = hooked.register_forward_hook(_shift_hook(positions, state))
             try:
-                with torch.no_grad():
+                while pending:
+                    rows = pending.pop(0)
+                    picked = jobs[rows, 0]
+                    ids, mask, position_ids = _batch_tensors(sequences, picked, left_pad, device)
+                    state["shift"] = shift_table[torch.as_tensor(jobs[rows, 1], device=shift_table.device)][:, None]
+                    if cached:
+                        state["cached"] = _pad_rows(
+                            [cached[s] for s in picked],
+                            [len(sequences[s]) for s in picked],
+                            left_pad,
+                            lambda w, rows=rows, first=cached[picked[0]]: torch.zeros(
+                                (len(rows), w, first.shape[-1]), dtype=first.dtype
+                            ),
+                        )
                     inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids}
                     if last_logits_only and accepts_logits_to_keep:
                         inputs["logits_to_keep"] = 1
-                    logits = model(**inputs).logits
-                    values = reduce(logits.float(), ids, mask, jobs[rows]).double().cpu().numpy()
-            except (RuntimeError, torch.OutOfMemoryError) as error:
-                requeue_halves(error, rows, pending, device, "steering")
-                continue
-            if out is None:
-                out = np.empty((len(jobs), values.shape[1]))
-            out[rows] = values
-    finally:
-        handle.remove()
-        state.clear()
-    return out
+                    try:
+                        with torch.no_grad():
+                            logits = model(**inputs, use_cache=False).logits
+                            values = reduce(logits.float(), ids, mask, jobs[rows]).double().cpu().numpy()
+                    except (RuntimeError, torch.OutOfMemoryError) as error:
+                        requeue_halves(error, rows, pending, device, "steering")
+                        continue
+                    if out.shape[1] != values.shape[1]:
+                        out = np.full((len(jobs), values.shape[1]), np.nan)
+                    out[rows] = values
+            finally:
+                handle.remove()
+                state.clear()
+        return out
+
+    if not (reuse_prefix and positions in ("all", "last")):
+        return score(batches)
+    cached, tuple_output = _cache_block_outputs(model, block, sequences, left_pad, batch_size, device)
+    fast = score(batches, cached, tuple_output)
+    first = batches[0]
+    plain = score([first])[first]
+    difference = float(np.max(np.abs(fast[first] - plain)))
+    if difference <= 1e-4 * max(1.0, float(np.max(np.abs(plain)))):
+        return fast
+    log.warning(
+        "steering: %s's block outputs cannot be reused across conditions (difference %.3g on the first batch); "
+        "scoring every condition through every block",
+        type(model).__name__,
+        difference,
+    )
+    return score(batches)
 
 
 def _mean_token_loglik(logits, ids, mask, batch_jobs=None):
