@@ -49,7 +49,8 @@ def run_default(workdir: Path, cores: int) -> float:
     )
     print(f"running the default config in {workdir} with --cores {cores} ({load_average()})", flush=True)
     started = time.perf_counter()
-    subprocess.run(["snakemake", "--cores", str(cores), "--quiet"], cwd=workdir, check=True)
+    with open(workdir / "bench_overhead.log", "w") as log:
+        subprocess.run(["snakemake", "--cores", str(cores)], cwd=workdir, check=True, stdout=log, stderr=log)
     return time.perf_counter() - started
 
 
@@ -76,6 +77,26 @@ def rule_figures(workdir: Path, rule: str) -> dict | None:
         figures[key] = statistics.mean(values) if values else float("nan")
     figures["fixed"] = figures["wall"] - figures["compute"]
     return figures
+
+
+def pretraining_overlap(workdir: Path) -> str | None:
+    """When the pre-training chain ended and how much job time ran after it (job start = benchmark file mtime -
+    its wall time): the tail that only the last checkpoint's analyses, steering and the aggregates should fill."""
+    jobs = []
+    for path in (workdir / "results" / "benchmarks").rglob("*.tsv"):
+        rule = path.relative_to(workdir / "results" / "benchmarks").parts[0]
+        end = path.stat().st_mtime
+        jobs.append((rule, end - benchmark_seconds(path), end))
+    if not any(rule == "pretrain_checkpoint" for rule, _, _ in jobs):
+        return None
+    start = min(begin for _, begin, _ in jobs)
+    chain_end = max(end for rule, _, end in jobs if rule == "pretrain_checkpoint")
+    last = max(end for _, _, end in jobs)
+    after = sum(end - max(begin, chain_end) for _, begin, end in jobs if end > chain_end)
+    return (
+        f"pre-training chain ended {chain_end - start:.0f} s after the first job started; the run went on "
+        f"{last - chain_end:.0f} s more, with {after:.0f} job-seconds in that time"
+    )
 
 
 def snakemake_log_span(workdir: Path) -> float | None:
@@ -149,6 +170,9 @@ def main() -> None:
         print(f"{name:32} {seconds:.2f} s")
     chain = rule_figures(workdir, "pretrain_checkpoint")
     wall = wall if wall is not None else snakemake_log_span(workdir)
+    overlap = pretraining_overlap(workdir)
+    if overlap:
+        print(overlap)
     if chain and wall:
         print(
             f"\nrun wall time {wall:.0f} s; pre-training chain {chain['total']:.0f} s "

@@ -257,6 +257,13 @@ def cached_snapshot(repo_id: str, revision: str) -> Path | None:
     return directory if weight_files(directory) else None
 
 
+# Causal-LM classes of the usual checkpoint suites (and of the pre-trained default): recognised without importing
+# transformers, which costs a resolve_checkpoint job ~2 s; any other class is looked up in transformers' mapping.
+KNOWN_CAUSAL_LM_CLASSES = frozenset(
+    {"LlamaForCausalLM", "GPTNeoXForCausalLM", "OlmoForCausalLM", "Olmo2ForCausalLM", "GPT2LMHeadModel"}
+)
+
+
 def check_causal_lm(config: dict, where: str) -> None:
     """Refuse, in one line, a checkpoint whose config.json is not a causal language model (e.g. a BERT encoder):
     TrustTrace reads a decoder's hidden states at the last token and scores continuations.
@@ -264,12 +271,14 @@ def check_causal_lm(config: dict, where: str) -> None:
     The config's ``architectures`` must name a class AutoModelForCausalLM maps to (or its ``auto_map`` must name
     AutoModelForCausalLM, for remote code); a config without ``architectures`` must have a causal-LM model_type.
     """
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
     architectures = config.get("architectures") or []
     if "AutoModelForCausalLM" in (config.get("auto_map") or {}):
         return
+    if architectures and set(architectures) <= KNOWN_CAUSAL_LM_CLASSES:
+        return
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
     if architectures:
         if any(name in causal_classes for name in architectures):
             return
