@@ -71,7 +71,20 @@ def setup_job_logging(log_path: str | Path | None) -> None:
     if not _JOB_CLOCK:
         _JOB_CLOCK["main"] = time.perf_counter()
         _JOB_CLOCK["before_main"] = process_age_seconds()
-        atexit.register(lambda: logging.getLogger(__name__).info(job_timing()))
+        atexit.register(_log_job_timing)
+        # A failing job's log ends with its error (what users and Snakemake's --show-failed-logs read), not timing.
+        previous_hook = sys.excepthook
+
+        def note_failure(*exc_info):
+            _JOB_CLOCK["failed"] = True
+            previous_hook(*exc_info)
+
+        sys.excepthook = note_failure
+
+
+def _log_job_timing() -> None:
+    if not _JOB_CLOCK.get("failed"):
+        logging.getLogger(__name__).info(job_timing())
 
 
 # ---- where a job's time goes ----------------------------------------------------------------------------------
