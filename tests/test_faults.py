@@ -314,14 +314,16 @@ def test_killed_in_extraction_then_in_a_cell_job_reruns_to_identical_cells(prepa
 
 
 def test_one_killed_job_fails_the_run_and_the_same_command_finishes_it(prepared, reference, tmp_path):
-    """(c) kill -9 of the extraction job's process only: Snakemake reports it, removes its outputs and exits;
-    the same command (no --unlock needed) completes."""
+    """(c) kill -9 of one extraction job's process only (model jobs run on 1 thread, so the other checkpoint's
+    extraction may run beside it and is let go on): Snakemake reports it, removes its outputs and exits; the same
+    command (no --unlock needed) completes."""
     workdir = copy_workdir(prepared, tmp_path / "c")
     process = start(workdir, *CELLS, name="first", hold=EXTRACTION_STARTS)
     victim, event = wait_for_hold(process, workdir, "first")
-    assert job_processes(process, "extract_activations") == [victim]
+    assert victim in job_processes(process, "extract_activations")
     killed = held_log(event).parent.name
     os.kill(victim, signal.SIGKILL)
+    (workdir / "holds" / "first" / "release").touch()  # a job held beside it finishes; only the victim dies
     returncode = process.wait(timeout=TIMEOUT)
     text = output_of(workdir, "first")
     assert returncode != 0 and "Error in rule extract_activations" in text, text[-3000:]
