@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import gc
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -38,13 +37,17 @@ def state_digests(model) -> dict[str, str]:
     """sha256 of each tensor of a model's state dict (name, dtype, shape, bytes): what a copy must load back to."""
     import torch
 
-    digests = {}
-    for name, tensor in model.state_dict().items():
-        data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-        digest = hashlib.sha256(f"{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
-        digest.update(data.data)
-        digests[name] = digest.hexdigest()
-    return digests
+    from trusttrace.models import _tensor_digest
+
+    return {
+        name: _tensor_digest(
+            name,
+            str(tensor.dtype),
+            list(tensor.shape),
+            tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().data,
+        )
+        for name, tensor in model.state_dict().items()
+    }
 
 
 def materialise_checkpoint(

@@ -504,11 +504,6 @@ def input_device(model):
 def block_parameter(block):
     """A parameter of one transformer block: its device and dtype are the block's own (``device_map`` aware)."""
     return next(block.parameters())
-    if duplicate_check == "tensors":
-        per_file = {f.name: tensor_digests(f) for f in files}
-        record["tensors_sha256"] = combine_tensor_digests({k: v for d in per_file.values() for k, v in d.items()})
-        record["weight_file_tensors_sha256"] = {name: combine_tensor_digests(d) for name, d in per_file.items()}
-    return record
 
 
 def resolve_record(
